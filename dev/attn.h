@@ -1,0 +1,1 @@
+/* [impl:attn] (to be written) */

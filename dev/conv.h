@@ -1,0 +1,1 @@
+/* [impl:conv] (to be written) */

@@ -1,0 +1,1 @@
+/* [impl:elem] (to be written) */

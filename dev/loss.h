@@ -1,0 +1,1 @@
+/* [impl:loss] (to be written) */

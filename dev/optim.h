@@ -1,0 +1,1 @@
+/* [impl:optim] (to be written) */
