@@ -252,7 +252,12 @@ typedef struct zs_params {
 ZSDEF void zs_params_init(zs_params *p, void *alloc_user);
 /* Returns the index of the new tensor, or -1 (error set). */
 ZSDEF int zs_params_add(zs_params *p, const char *name, int ndim, const int64_t *shape);
-ZSDEF int zs_params_alloc(zs_params *p);  /* data and grad zeroed */
+/* zs_params_alloc: data and gradients (training), both zeroed.
+   zs_params_alloc_data: data only (inference: half the memory); the tensors
+   then require no gradient until zs_params_alloc_grad adds the buffers. */
+ZSDEF int zs_params_alloc(zs_params *p);
+ZSDEF int zs_params_alloc_data(zs_params *p);
+ZSDEF int zs_params_alloc_grad(zs_params *p);
 ZSDEF zs_tensor *zs_params_find(zs_params *p, const char *name);
 ZSDEF void zs_params_zero_grad(zs_params *p);
 ZSDEF void zs_params_free(zs_params *p);
@@ -1344,28 +1349,51 @@ ZS__FN int zs_params_add(zs_params *p, const char *name, int ndim, const int64_t
     return p->count++;
 }
 
-ZS__FN int zs_params_alloc(zs_params *p) {
+ZS__FN int zs_params_alloc_data(zs_params *p) {
     size_t bytes, off = 0;
     int i;
     if (!p) return zs__fail(ZS_ERR_ARG, "zs_params_alloc: NULL store");
+    if (p->data) return zs__fail(ZS_ERR_STATE, "zs_params_alloc: already allocated");
     if (!zs__mul_ok(p->numel ? p->numel : 1, sizeof(float), &bytes))
         return zs__fail(ZS_ERR_NOMEM, "zs_params_alloc: size overflow");
     p->data = (float *)zs__malloc(bytes, p->alloc_user);
-    p->grad = (float *)zs__malloc(bytes, p->alloc_user);
-    if (!p->data || !p->grad) {
-        zs__free(p->data, p->alloc_user);
-        zs__free(p->grad, p->alloc_user);
-        p->data = p->grad = NULL;
-        return zs__fail(ZS_ERR_NOMEM, "zs_params_alloc: cannot allocate %zu bytes twice", bytes);
-    }
+    if (!p->data) return zs__fail(ZS_ERR_NOMEM, "zs_params_alloc: cannot allocate %zu bytes", bytes);
     memset(p->data, 0, bytes);
-    memset(p->grad, 0, bytes);
     for (i = 0; i < p->count; i++) {
         p->t[i].data = p->data + off;
-        p->t[i].grad = p->grad + off;
+        p->t[i].grad = NULL;
+        p->t[i].flags &= ~(unsigned)ZS_FLAG_REQUIRES_GRAD;
         off += (size_t)zs_numel(&p->t[i]);
     }
     return ZS_OK;
+}
+
+ZS__FN int zs_params_alloc_grad(zs_params *p) {
+    size_t bytes, off = 0;
+    int i;
+    if (!p || !p->data) return zs__fail(ZS_ERR_STATE, "zs_params_alloc_grad: allocate the data first");
+    if (p->grad) return ZS_OK;
+    bytes = (p->numel ? p->numel : 1) * sizeof(float);
+    p->grad = (float *)zs__malloc(bytes, p->alloc_user);
+    if (!p->grad) return zs__fail(ZS_ERR_NOMEM, "zs_params_alloc_grad: cannot allocate %zu bytes", bytes);
+    memset(p->grad, 0, bytes);
+    for (i = 0; i < p->count; i++) {
+        p->t[i].grad = p->grad + off;
+        if (!(p->t[i].flags & ZS_FLAG_FROZEN)) p->t[i].flags |= ZS_FLAG_REQUIRES_GRAD;
+        off += (size_t)zs_numel(&p->t[i]);
+    }
+    return ZS_OK;
+}
+
+ZS__FN int zs_params_alloc(zs_params *p) {
+    int rc = zs_params_alloc_data(p);
+    if (rc != ZS_OK) return rc;
+    rc = zs_params_alloc_grad(p);
+    if (rc != ZS_OK) {
+        zs__free(p->data, p->alloc_user);
+        p->data = NULL;
+    }
+    return rc;
 }
 
 ZS__FN zs_tensor *zs_params_find(zs_params *p, const char *name) {
@@ -1390,7 +1418,10 @@ ZS__FN void zs_params_free(zs_params *p) {
 ZS__FN void zs_param_set_frozen(zs_tensor *t, int frozen) {
     if (!t) return;
     if (frozen) t->flags = (t->flags | ZS_FLAG_FROZEN) & ~(unsigned)ZS_FLAG_REQUIRES_GRAD;
-    else t->flags = (t->flags & ~(unsigned)ZS_FLAG_FROZEN) | ZS_FLAG_REQUIRES_GRAD;
+    else {
+        t->flags &= ~(unsigned)ZS_FLAG_FROZEN;
+        if (t->grad || !(t->flags & ZS_FLAG_PARAM)) t->flags |= ZS_FLAG_REQUIRES_GRAD;
+    }
 }
 
 /* ==================================================================== */

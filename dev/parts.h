@@ -7,3 +7,5 @@
 #include "conv.h"
 #include "loss.h"
 #include "optim.h"
+#include "io.h"
+#include "zse.h"

@@ -20,7 +20,7 @@
 #define ZT__UNUSED ZS__MAYBE_UNUSED
 static int zt_passed, zt_failed, zt_skipped;
 static int zt_cur_failed, zt_cur_skipped;
-static char zt_cur_why[512];
+static char zt_cur_why[2048];
 static const char *zt_only;
 
 #define ZT_CHECK(cond, ...)                                                  \

@@ -1,0 +1,74 @@
+# zsesbir - build, test, benchmark.
+#   make test    all tests: SIMD and scalar builds, no-threads build, C++ build
+#   make asan    the tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench   GEMM benchmark against OpenBLAS (installs libopenblas-dev if root)
+#   make demo    the end-to-end demo
+
+CC      ?= cc
+CXX     ?= c++
+WARN    := -Wall -Wextra -Werror
+# AVX2+FMA when this CPU has them (x86-64); NEON is on by default on aarch64.
+SIMD    ?= $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo 2>/dev/null && echo "-mavx2 -mfma")
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) $(SIMD)
+LDLIBS  := -lm -lpthread
+B       := build
+
+TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
+HDR     := zsesbir.h $(wildcard dev/*.h) tests/zt.h
+
+.PHONY: all test asan bench demo clean check-build
+
+all: $(B)/demo
+
+$(B)/demo: examples/demo.c $(HDR) | $(B)
+	$(CC) -std=c99 $(CFLAGS) $(WARN) -I. $< -o $@ $(LDLIBS)
+
+demo: $(B)/demo
+	$(B)/demo --threads 2 --out demo_result.ppm
+
+$(B):
+	@mkdir -p $(B)
+
+# -- test builds: one binary per test file and configuration ----------------
+$(B)/%: tests/%.c $(HDR) | $(B)
+	$(CC) -std=c99 $(CFLAGS) $(WARN) -I. $< -o $@ $(LDLIBS)
+$(B)/nosimd/%: tests/%.c $(HDR) | $(B)
+	@mkdir -p $(B)/nosimd
+	$(CC) -std=c99 $(OPT) -DZSESBIR_NO_SIMD $(WARN) -I. $< -o $@ $(LDLIBS)
+$(B)/nothreads/%: tests/%.c $(HDR) | $(B)
+	@mkdir -p $(B)/nothreads
+	$(CC) -std=c99 $(CFLAGS) -DZSESBIR_NO_THREADS $(WARN) -I. $< -o $@ -lm
+$(B)/cpp/%: tests/%.c $(HDR) | $(B)
+	@mkdir -p $(B)/cpp
+	$(CXX) -x c++ -std=c++11 $(CFLAGS) $(WARN) -I. $< -o $@ $(LDLIBS)
+$(B)/asan/%: tests/%.c $(HDR) | $(B)
+	@mkdir -p $(B)/asan
+	$(CC) -std=c99 -O1 -g $(SIMD) -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer $(WARN) -I. $< -o $@ $(LDLIBS)
+
+TEST_BINS := $(addprefix $(B)/,$(TESTS)) $(addprefix $(B)/nosimd/,$(TESTS)) \
+             $(addprefix $(B)/nothreads/,$(TESTS)) $(addprefix $(B)/cpp/,$(TESTS))
+
+test: $(TEST_BINS)
+	@sh tests/run.sh $(foreach t,$(TESTS),simd:$(B)/$(t)) \
+	    $(foreach t,$(TESTS),scalar:$(B)/nosimd/$(t)) \
+	    $(foreach t,$(TESTS),nothreads:$(B)/nothreads/$(t)) \
+	    $(foreach t,$(TESTS),c++:$(B)/cpp/$(t))
+
+asan: $(addprefix $(B)/asan/,$(TESTS))
+	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    sh tests/run.sh $(foreach t,$(TESTS),asan:$(B)/asan/$(t))
+
+# -- benchmark ---------------------------------------------------------------
+OPENBLAS := $(shell ls /usr/include/x86_64-linux-gnu/cblas.h /usr/include/cblas.h /usr/include/*/cblas.h 2>/dev/null | head -n 1)
+bench: | $(B)
+	@if [ -z "$(OPENBLAS)" ] && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing libopenblas-dev for the reference column"; \
+	    apt-get install -y -qq libopenblas-dev >/dev/null 2>&1 || echo "could not install libopenblas-dev: benchmarking without it"; fi
+	@if ls /usr/include/x86_64-linux-gnu/cblas.h /usr/include/cblas.h /usr/include/*/cblas.h >/dev/null 2>&1; then \
+	    $(CC) -std=c99 -O3 $(SIMD) $(WARN) -DZS_BENCH_OPENBLAS -I. tools/bench_gemm.c -o $(B)/bench_gemm -lopenblas $(LDLIBS); \
+	else $(CC) -std=c99 -O3 $(SIMD) $(WARN) -I. tools/bench_gemm.c -o $(B)/bench_gemm $(LDLIBS); fi
+	$(B)/bench_gemm
+
+clean:
+	rm -rf $(B)
