@@ -2,7 +2,9 @@
 #   make test    all tests: SIMD and scalar builds, no-threads build, C++ build
 #   make asan    the tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench   GEMM benchmark against OpenBLAS (installs libopenblas-dev if root)
+#   make bench-zse  ZSE-SBIR speed/memory against PyTorch on this machine
 #   make demo    the end-to-end demo
+#   make parity  ZSE-SBIR at full size against the PyTorch reference
 
 CC      ?= cc
 CXX     ?= c++
@@ -15,11 +17,14 @@ LDLIBS  := -lm -lpthread
 B       := build
 
 TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
-HDR     := zsesbir.h $(wildcard dev/*.h) tests/zt.h
+HDR     := zsesbir.h $(wildcard dev/*.h) $(wildcard tests/*.h)
 
-.PHONY: all test asan bench demo clean check-build
+.PHONY: all test asan bench bench-zse demo parity clean
 
-all: $(B)/demo
+all: zsesbir $(B)/demo
+
+zsesbir: examples/zsesbir.c $(HDR)
+	$(CC) -std=c99 $(CFLAGS) $(WARN) -I. $< -o $@ $(LDLIBS)
 
 $(B)/demo: examples/demo.c $(HDR) | $(B)
 	$(CC) -std=c99 $(CFLAGS) $(WARN) -I. $< -o $@ $(LDLIBS)
@@ -70,5 +75,21 @@ bench: | $(B)
 	else $(CC) -std=c99 -O3 $(SIMD) $(WARN) -I. tools/bench_gemm.c -o $(B)/bench_gemm $(LDLIBS); fi
 	$(B)/bench_gemm
 
+$(B)/bench_zse: tools/bench_zse.c $(HDR) | $(B)
+	$(CC) -std=c99 -O3 $(SIMD) $(WARN) -I. $< -o $@ $(LDLIBS)
+
+bench-zse: $(B)/bench_zse
+	sh tools/bench_zse.sh
+
+# -- full-size parity with the PyTorch reference (needs python3-torch) ------
+$(B)/parity_zse: tools/parity_zse.c $(HDR) | $(B)
+	$(CC) -std=c99 $(CFLAGS) $(WARN) -I. $< -o $@ $(LDLIBS)
+
+parity: $(B)/parity_zse
+	@/usr/bin/python3 -c "import torch, numpy" 2>/dev/null || { \
+	    echo "make parity needs PyTorch: apt-get install -y python3-torch python3-numpy"; exit 1; }
+	@[ -f $(B)/parity_full.safetensors ] || /usr/bin/python3 tools/zsesbir_ref.py --parity $(B)/parity_full.safetensors
+	$(B)/parity_zse $(B)/parity_full.safetensors
+
 clean:
-	rm -rf $(B)
+	rm -rf $(B) zsesbir

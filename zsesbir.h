@@ -56,6 +56,9 @@
         [api:ops]        differentiable ops
         [api:autodiff]   backward
         [api:optim]      SGD, Adam, AdamW
+        [api:io]         safetensors and .npy files
+        [api:zse]        ZSE-SBIR model: config, weights, forward, training,
+                         retrieval (embed, cached RN scoring, two-stage search)
       IMPLEMENTATION
         [impl:platform]  includes, TLS, allocator, SIMD vector macros
         [impl:errors]    thread-local last error
@@ -67,12 +70,15 @@
         [impl:tensor]    tensor creation, views, parameters
         [impl:tape]      op recording and the backward driver
         [impl:gemm]      SGEMM kernels (scalar reference, AVX2, NEON)
-        [impl:attn]      fused multi-head attention kernels
+        [impl:vmath]     vectorised exp, softmax rows
         [impl:views]     reshape, transpose, slice, concat, gather, matmul
         [impl:elem]      elementwise, reductions, activations, norms
+        [impl:attn]      fused multi-head attention kernels
         [impl:conv]      conv2d, pooling, batch norm
         [impl:loss]      distances and losses
         [impl:optim]     optimisers
+        [impl:io]        safetensors (JSON header parser) and .npy
+        [impl:zse]       ZSE-SBIR model
       LICENCE
 */
 #ifndef ZSESBIR_H
@@ -371,6 +377,16 @@ ZSDEF zs_tensor *zs_soft_cross_entropy(zs_ctx *ctx, zs_tensor *logits, zs_tensor
    accumulates twice into leaves (like retain_graph=True). */
 ZSDEF int zs_backward(zs_ctx *ctx, zs_tensor *loss);
 
+/* Activation checkpointing: y = fn(ctx, user, x) is computed without keeping
+   its intermediates; backward recomputes them (one extra forward of fn) and
+   releases them again, so a deep network's training memory holds only the
+   checkpointed tensors. The RNG is replayed, so dropout masks repeat exactly.
+   fn must be a pure function of x, the parameters and the RNG; side effects
+   (batch-norm running statistics) happen again on recompute. user must stay
+   valid until backward. Without gradients this is simply fn(ctx, user, x). */
+typedef zs_tensor *(*zs_checkpoint_fn)(zs_ctx *ctx, void *user, zs_tensor *x);
+ZSDEF zs_tensor *zs_checkpoint(zs_ctx *ctx, zs_checkpoint_fn fn, void *user, zs_tensor *x);
+
 /* ==================================================================== */
 /* [api:optim] optimisers                                               */
 /* ==================================================================== */
@@ -397,6 +413,218 @@ ZSDEF void zs_optim_free(zs_optim *o);
 ZSDEF int zs_optim_set_lr(zs_optim *o, int group, float lr); /* group -1: all */
 ZSDEF int zs_optim_step(zs_optim *o);
 ZSDEF int64_t zs_optim_steps(const zs_optim *o);
+
+/* ==================================================================== */
+/* [api:io] safetensors and .npy files                                  */
+/* ==================================================================== */
+/* Safetensors and .npy readers and writers.
+
+   Files are untrusted. Every size, offset and count read from a file is
+   checked with overflow-safe arithmetic against the real file size BEFORE
+   anything is allocated; header text is capped (safetensors 100,000,000
+   bytes like the reference implementation, npy 65,536 bytes). Failures return
+   ZS_ERR_IO (cannot open/read/write), ZS_ERR_FORMAT (corrupt or unsupported
+   contents), ZS_ERR_ARG (bad call) or ZS_ERR_UNSUPPORTED (e.g. reading I64
+   data as floats), and zs_last_error() names the file and the problem.
+   Nothing here exits, aborts or asserts on file contents. */
+
+
+/* -- safetensors --
+   Layout: u64 little-endian N, N bytes of UTF-8 JSON, then the data buffer.
+   The JSON maps each tensor name to {"dtype", "shape", "data_offsets":
+   [begin, end]} (offsets relative to the data buffer) plus an optional
+   "__metadata__" object of string -> string. Reading follows the reference
+   implementation's rules: header at most 100,000,000 bytes and valid UTF-8,
+   starting with '{'; no duplicate names; sorted by offset, the tensors tile
+   the data buffer exactly (no gaps, no overlaps, nothing after the last);
+   end - begin == numel x dtype size. Stricter than the reference in a few
+   C-specific ways: at most 8 dims, no "\u0000" in strings.
+   Data is read on demand from the open file (never a second full copy);
+   a handle keeps one file position, so read from one thread at a time. */
+#define ZS_ST_MAX_DIMS 8
+
+typedef struct zs_st_info {
+    const char *name;        /* UTF-8, NUL-terminated; valid until zs_st_close */
+    const char *dtype;       /* as in the file: "F32", "F16", "BF16", "I64", ... */
+    zs_type type;            /* ZS_F32/ZS_F16/ZS_BF16/ZS_I32, else ZS_TYPE_COUNT */
+    int ndim;                /* 0 (scalar) .. ZS_ST_MAX_DIMS */
+    int64_t shape[ZS_ST_MAX_DIMS];
+    int64_t numel;
+    uint64_t offset;         /* begin of data_offsets (relative to the data buffer) */
+    uint64_t nbytes;         /* end - begin == numel * dtype size */
+} zs_st_info;
+
+typedef struct zs_safetensors zs_safetensors; /* opaque */
+
+/* Parse the header; the file stays open until zs_st_close. NULL + error. */
+ZSDEF zs_safetensors *zs_st_open(const char *path);
+/* Same over caller memory holding a whole file (not copied except the
+   header text: buf must outlive the handle). */
+ZSDEF zs_safetensors *zs_st_open_memory(const void *buf, size_t n);
+ZSDEF void zs_st_close(zs_safetensors *st);
+/* Tensors in header order. */
+ZSDEF int zs_st_count(const zs_safetensors *st);
+ZSDEF const zs_st_info *zs_st_get(const zs_safetensors *st, int i);      /* NULL if out of range */
+ZSDEF const zs_st_info *zs_st_find(const zs_safetensors *st, const char *name); /* NULL if absent */
+/* "__metadata__" entries: value for key, or NULL. */
+ZSDEF int zs_st_metadata_count(const zs_safetensors *st);
+ZSDEF const char *zs_st_metadata(const zs_safetensors *st, const char *key);
+ZSDEF int zs_st_metadata_get(const zs_safetensors *st, int i, const char **key, const char **value);
+/* Read tensor t (from this handle) into dst as dst_type, converting between
+   F32, F16 and BF16 (I32 only to I32) in bounded chunks. dst_count must equal
+   t->numel. Other dtypes: ZS_ERR_UNSUPPORTED (use zs_st_read_raw). */
+ZSDEF int zs_st_read(zs_safetensors *st, const zs_st_info *t, void *dst, zs_type dst_type, size_t dst_count);
+/* The tensor's bytes exactly as stored (little-endian); dst_bytes == t->nbytes. */
+ZSDEF int zs_st_read_raw(zs_safetensors *st, const zs_st_info *t, void *dst, size_t dst_bytes);
+/* Find `name` and read it into a contiguous tensor of the same shape
+   (f32/f16/bf16; e.g. a zs_params tensor). ZS_ERR_FORMAT if the file has no
+   such tensor, ZS_ERR_SHAPE (message names both shapes) if shapes differ. */
+ZSDEF int zs_st_load_tensor(zs_safetensors *st, const char *name, zs_tensor *dst);
+
+/* Writer. Entries are written in the given order; names are JSON-escaped
+   (must be valid UTF-8, unique, not "__metadata__"); type F32, F16, BF16 or
+   I32; data holds numel values (may be NULL when numel is 0). meta_kv is
+   NULL or "key", "value", ..., NULL. The header is padded with spaces to a
+   multiple of 8 bytes. On failure the partial file is removed. */
+typedef struct zs_st_entry {
+    const char *name;
+    zs_type type;
+    int ndim;
+    const int64_t *shape;
+    const void *data;
+} zs_st_entry;
+ZSDEF int zs_st_save(const char *path, const zs_st_entry *entries, int n, const char *const *meta_kv);
+
+/* -- NumPy .npy (format 1.0, 2.0 and 3.0) --
+   Reads only little-endian float32 ('<f4'), C order, at most 8 dims; header
+   dict at most 65,536 bytes; the data must fill the rest of the file exactly.
+   *data is allocated with ZS_MALLOC(.., NULL); free it with zs_npy_free.
+   On failure *data = NULL, *ndim = 0. */
+ZSDEF int zs_npy_read(const char *path, int *ndim, int64_t shape[8], float **data);
+ZSDEF int zs_npy_read_memory(const void *buf, size_t n, int *ndim, int64_t shape[8], float **data);
+ZSDEF void zs_npy_free(float *data);
+/* Version 1.0, '<f4', C order, header laid out exactly as numpy.save does. */
+ZSDEF int zs_npy_write(const char *path, int ndim, const int64_t *shape, const float *data);
+
+/* ==================================================================== */
+/* [api:zse] ZSE-SBIR model (SPEC section 1)                            */
+/* ==================================================================== */
+
+#define ZS_ZSE_MAX_DEPTH 48
+
+typedef struct zs_zse_config {
+    int img_size;      /* 224; multiple of patch */
+    int patch;         /* 16 (the scale-embedding CNN has 4 stride-2 convs) */
+    int dim;           /* 768 */
+    int depth;         /* 12 SA blocks */
+    int heads;         /* 12 */
+    int mlp_dim;       /* 3072 */
+    int scale_ch[3];   /* 64, 128, 256: tokenizer CNN widths */
+    int ca_layers;     /* 1 */
+    int ca_heads;      /* 8 */
+    int ca_ffn;        /* 1024 */
+    int anchor_ch;     /* 512: conv2d 2x2/2 output channels */
+    float dropout;     /* 0.1, training only */
+    float keep_rate[ZS_ZSE_MAX_DEPTH]; /* EViT token keep rate per SA block, 1 = off */
+} zs_zse_config;
+
+/* sizes derived from a config */
+typedef struct zs_zse_dims {
+    int grid;          /* img/patch (14) */
+    int patches;       /* grid^2 (196) */
+    int tokens;        /* patches + 1 (197) */
+    int anchor_grid;   /* grid/2 (7) */
+    int anchors;       /* anchor_grid^2 (49) */
+    int rn[3];         /* RN widths: n^2, int(n^1.5), n (2401, 343, 49) */
+} zs_zse_dims;
+
+typedef struct zs_zse_block { /* one SA block */
+    zs_tensor *ln1_w, *ln1_b, *qkv_w, *qkv_b, *out_w, *out_b, *ln2_w, *ln2_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+} zs_zse_block;
+
+typedef struct zs_zse_ca_layer { /* one CA encoder layer of one branch */
+    zs_tensor *w[4], *b[4];          /* q, k, v, out projections */
+    zs_tensor *ff1_w, *ff1_b, *ff2_w, *ff2_b;
+    zs_tensor *ln_a[2], *ln_b[2];    /* unbiased-std layer norms (SPEC 1.3 quirk) */
+} zs_zse_ca_layer;
+
+typedef struct zs_zse {
+    zs_zse_config cfg;
+    zs_zse_dims dims;
+    zs_params params;                /* every tensor, named by the released state-dict keys */
+    zs_tensor *embed_w, *embed_b, *scale_w[4], *cls, *pos, *norm_w, *norm_b;
+    zs_zse_block *blocks;            /* [depth] */
+    zs_zse_ca_layer *ca[2];          /* [0] sketch branch (layer1), [1] photo branch (layer2); [ca_layers] each */
+    zs_tensor *conv_w, *conv_b, *rn_w[3], *rn_b[3];
+    int checkpoint;                  /* training: recompute each SA block in backward
+                                        (activation checkpointing, zs_checkpoint) to
+                                        keep only block inputs; costs one more forward */
+} zs_zse;
+
+typedef struct zs_zse_losses { float triplet, rn, total; } zs_zse_losses;
+
+/* Released defaults (SPEC 1). */
+ZSDEF zs_zse_config zs_zse_config_default(void);
+/* A small config that trains on a CPU: 112 px, d 192, depth 4, 3 heads, MLP 768. */
+ZSDEF zs_zse_config zs_zse_config_small(void);
+/* Validates a config (clear error for impossible ones) and derives sizes. */
+ZSDEF int zs_zse_config_check(const zs_zse_config *c, zs_zse_dims *d);
+/* Allocates the parameters (gradients too when with_grad) and fills them with
+   a random initialisation from seed. */
+ZSDEF int zs_zse_init(zs_zse *m, const zs_zse_config *c, int with_grad, uint64_t seed);
+ZSDEF void zs_zse_free(zs_zse *m);
+ZSDEF size_t zs_zse_param_count(const zs_zse *m);
+
+/* SA encoder: images [B,3,H,W] (normalised to [-1,1]) -> tokens [B,T,d]. */
+ZSDEF zs_tensor *zs_zse_sa(zs_ctx *ctx, zs_zse *m, zs_tensor *images);
+/* CA on P pairs: sk, ph [P,T,d] -> *sk_out, *ph_out [P,T,d]. */
+ZSDEF int zs_zse_ca(zs_ctx *ctx, zs_zse *m, zs_tensor *sk, zs_tensor *ph, zs_tensor **sk_out, zs_tensor **ph_out);
+/* Token head: CA output [P,T,d] -> anchor tokens [P,n,C] (raw-reshape quirk, SPEC 1.4). */
+ZSDEF zs_tensor *zs_zse_anchors(zs_ctx *ctx, zs_zse *m, zs_tensor *ca_out);
+/* RN: anchors [P,n,C] of both sides -> relation scores [P] in (0,1). */
+ZSDEF zs_tensor *zs_zse_rn(zs_ctx *ctx, zs_zse *m, zs_tensor *anch_sk, zs_tensor *anch_ph);
+/* CA + head + RN from SA outputs: [P,T,d] x2 -> [P]. Also returns the
+   cosine map [P,n*n] if cos != NULL. */
+ZSDEF zs_tensor *zs_zse_relation(zs_ctx *ctx, zs_zse *m, zs_tensor *sa_sk, zs_tensor *sa_ph, zs_tensor **cos);
+/* Training loss of SPEC 1.5 on images [4B,3,H,W] ordered [s+, s-, p+, p-]:
+   2 * triplet + 4 * RN MSE. Returns the loss tensor; parts in *out. */
+ZSDEF zs_tensor *zs_zse_train_loss(zs_ctx *ctx, zs_zse *m, zs_tensor *images, zs_zse_losses *out);
+/* Retrieval embedding: SA token 0, L2-normalised, for B images -> out [B,d]. */
+ZSDEF int zs_zse_embed(zs_ctx *ctx, zs_zse *m, zs_tensor *images, float *out);
+
+/* Pair-independent CA projections of one item, computed once (SPEC 1.6 made
+   cheap): for a sketch, the raw SA tokens x, the sketch branch's Q(x), V(x)
+   and the photo branch's K(x); for a photo the mirror image. Layout
+   [4][T][d] floats: x, Q_own, V_own, K_other. */
+ZSDEF size_t zs_zse_cache_floats(const zs_zse *m);
+ZSDEF int zs_zse_cache(zs_ctx *ctx, zs_zse *m, const float *sa_tokens /*[T,d]*/, int is_sketch, float *cache);
+/* RN scores of one sketch against n photos, from caches: scores[n]. Equal
+   (up to float rounding) to zs_zse_relation on the SA outputs. */
+ZSDEF int zs_zse_score_cached(zs_ctx *ctx, zs_zse *m, const float *sketch_cache,
+                              const float *const *photo_caches, int n, float *scores);
+/* Weights. Load a safetensors file whose tensors carry the released
+   state-dict names (SPEC 6), optionally under a "module." prefix;
+   the unused ca.encoder.layers.* copy is ignored. The config comes from the
+   file's "zsesbir.config" metadata when present, otherwise it is inferred
+   from tensor shapes (heads: dim/64 for SA, 8 for CA). Strict: every missing,
+   unexpected or mis-shaped tensor is reported in zs_last_error(). F32, F16
+   and BF16 storage are converted to f32. */
+ZSDEF int zs_zse_load(zs_zse *m, const char *path, int with_grad);
+/* Saves every parameter as F32 (or F16 / BF16 with dtype) plus the config metadata. */
+ZSDEF int zs_zse_save(const zs_zse *m, const char *path, zs_type dtype);
+/* "img_size=224 patch=16 dim=768 ..." <-> config (keys may appear in any order). */
+ZSDEF int zs_zse_config_format(const zs_zse_config *c, char *buf, size_t cap);
+ZSDEF int zs_zse_config_parse(zs_zse_config *c, const char *text);
+/* Two-stage search (beyond the release): rank n gallery items by ret-token
+   distance to the sketch, then rerank the top rerank_k by RN score (higher
+   first). rerank_k = 0: ret-token only; rerank_k >= n: pure RN ranking.
+   gallery_emb [n,d] normalised embeddings; gallery_caches (zs_zse_cache) are
+   needed only for the reranked items (may be NULL when rerank_k = 0).
+   hits[n] receives the full ranking. */
+typedef struct zs_hit { int index; float ret_dist; float rn_score; } zs_hit;
+ZSDEF int zs_zse_search(zs_ctx *ctx, zs_zse *m, const float *sketch_emb, const float *sketch_cache,
+                        const float *gallery_emb, const float *const *gallery_caches, int n, int rerank_k,
+                        zs_hit *hits);
 
 #ifdef __cplusplus
 }
@@ -849,6 +1077,31 @@ ZS__PRIV void zs__arena_release(zs__arena *a, zs__amark m) {
 
 typedef void (*zs__task_fn)(void *arg, int ith, int nth, zs__arena *ws);
 
+/* Waiting: workers spin on the generation counter for a short while before
+   sleeping on the condition variable, and the caller spins on the pending
+   count, so back-to-back parallel regions (a ViT issues hundreds per image)
+   dispatch in well under a microsecond instead of tens of microseconds for
+   a condvar wake-up. Without GCC/Clang atomics the pool only sleeps. */
+#if !defined(ZSESBIR_NO_THREADS) && (defined(__GNUC__) || defined(__clang__))
+#define ZS__POOL_SPIN 20000 /* polls (~0.1-0.5 ms) before sleeping */
+#define ZS__ALOAD(p) __atomic_load_n(p, __ATOMIC_ACQUIRE)
+#define ZS__ASTORE(p, v) __atomic_store_n(p, v, __ATOMIC_RELEASE)
+#define ZS__AADD(p, v) __atomic_add_fetch(p, v, __ATOMIC_ACQ_REL)
+#if defined(__x86_64__) || defined(__i386__)
+#define ZS__RELAX() __builtin_ia32_pause()
+#elif defined(__aarch64__) || defined(__arm__)
+#define ZS__RELAX() __asm__ __volatile__("yield")
+#else
+#define ZS__RELAX() ((void)0)
+#endif
+#else
+#define ZS__POOL_SPIN 0
+#define ZS__ALOAD(p) (*(p))
+#define ZS__ASTORE(p, v) (*(p) = (v))
+#define ZS__AADD(p, v) (*(p) += (v))
+#define ZS__RELAX() ((void)0)
+#endif
+
 typedef struct zs__pool {
     int nth;
     zs__arena ws[ZS_MAX_THREADS];
@@ -858,8 +1111,8 @@ typedef struct zs__pool {
     pthread_cond_t cv_go, cv_done;
     zs__task_fn fn;
     void *arg;
-    unsigned long gen;
-    int pending;
+    unsigned long gen;   /* bumped (release) after fn/arg are set */
+    int pending;         /* workers still running the current task */
     int quit;
     int started;
 #endif
@@ -869,30 +1122,37 @@ static ZS__TLS zs__arena *zs__tls_ws; /* set while a thread runs a task */
 
 #ifndef ZSESBIR_NO_THREADS
 typedef struct zs__worker_arg { zs__pool *p; int ith; } zs__worker_arg;
-static ZS__TLS int zs__tls_dummy;
 
 ZS__PRIV void *zs__worker(void *varg) {
     zs__pool *p = ((zs__worker_arg *)varg)->p;
     int ith = ((zs__worker_arg *)varg)->ith;
     unsigned long seen = 0;
     zs__free(varg, p->ws[0].user);
-    (void)zs__tls_dummy;
     for (;;) {
         zs__task_fn fn;
         void *arg;
-        pthread_mutex_lock(&p->mu);
-        while (p->gen == seen && !p->quit) pthread_cond_wait(&p->cv_go, &p->mu);
-        if (p->quit) { pthread_mutex_unlock(&p->mu); break; }
-        seen = p->gen;
+        int spins;
+        for (spins = 0; spins < ZS__POOL_SPIN; spins++) {
+            if (ZS__ALOAD(&p->gen) != seen || ZS__ALOAD(&p->quit)) break;
+            ZS__RELAX();
+        }
+        if (ZS__ALOAD(&p->gen) == seen && !ZS__ALOAD(&p->quit)) {
+            pthread_mutex_lock(&p->mu);
+            while (ZS__ALOAD(&p->gen) == seen && !ZS__ALOAD(&p->quit)) pthread_cond_wait(&p->cv_go, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (ZS__ALOAD(&p->quit)) break;
+        seen = ZS__ALOAD(&p->gen);
         fn = p->fn;
         arg = p->arg;
-        pthread_mutex_unlock(&p->mu);
         zs__tls_ws = &p->ws[ith];
         fn(arg, ith, p->nth, &p->ws[ith]);
         zs__tls_ws = NULL;
-        pthread_mutex_lock(&p->mu);
-        if (--p->pending == 0) pthread_cond_signal(&p->cv_done);
-        pthread_mutex_unlock(&p->mu);
+        if (ZS__AADD(&p->pending, -1) == 0) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->cv_done);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
     return NULL;
 }
@@ -903,7 +1163,7 @@ ZS__PRIV void zs__pool_shutdown(zs__pool *p) {
 #ifndef ZSESBIR_NO_THREADS
     if (p->started) {
         pthread_mutex_lock(&p->mu);
-        p->quit = 1;
+        ZS__ASTORE(&p->quit, 1);
         pthread_cond_broadcast(&p->cv_go);
         pthread_mutex_unlock(&p->mu);
         for (i = 1; i < p->nth; i++) pthread_join(p->th[i], NULL);
@@ -959,19 +1219,26 @@ ZS__PRIV void zs__pool_run(zs__pool *p, zs__task_fn fn, void *arg) {
         return;
     }
 #ifndef ZSESBIR_NO_THREADS
-    pthread_mutex_lock(&p->mu);
-    p->fn = fn;
-    p->arg = arg;
-    p->pending = p->nth - 1;
-    p->gen++;
-    pthread_cond_broadcast(&p->cv_go);
-    pthread_mutex_unlock(&p->mu);
-    zs__tls_ws = &p->ws[0];
-    fn(arg, 0, p->nth, &p->ws[0]);
-    zs__tls_ws = NULL;
-    pthread_mutex_lock(&p->mu);
-    while (p->pending > 0) pthread_cond_wait(&p->cv_done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    {
+        int spins;
+        p->fn = fn;
+        p->arg = arg;
+        ZS__ASTORE(&p->pending, p->nth - 1);
+        /* publish under the lock so a worker about to sleep cannot miss it */
+        pthread_mutex_lock(&p->mu);
+        ZS__AADD(&p->gen, 1);
+        pthread_cond_broadcast(&p->cv_go);
+        pthread_mutex_unlock(&p->mu);
+        zs__tls_ws = &p->ws[0];
+        fn(arg, 0, p->nth, &p->ws[0]);
+        zs__tls_ws = NULL;
+        for (spins = 0; spins < ZS__POOL_SPIN && ZS__ALOAD(&p->pending) > 0; spins++) ZS__RELAX();
+        if (ZS__ALOAD(&p->pending) > 0) {
+            pthread_mutex_lock(&p->mu);
+            while (ZS__ALOAD(&p->pending) > 0) pthread_cond_wait(&p->cv_done, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+        }
+    }
 #endif
 }
 
@@ -1555,6 +1822,105 @@ ZS__FN int zs_backward(zs_ctx *ctx, zs_tensor *loss) {
     return rc;
 }
 
+/* -- activation checkpointing -- */
+ZS__PRIV zs_tensor *zs__contig(zs_ctx *ctx, zs_tensor *a); /* [impl:views] */
+typedef struct zs__ckpt { zs_checkpoint_fn fn; void *user; uint64_t rng_counter; } zs__ckpt;
+
+ZS__PRIV int zs__ckpt_bwd(zs_ctx *ctx, zs_tensor *out) {
+    zs__ckpt *ck = (zs__ckpt *)out->saved;
+    zs_tensor *x = out->src[0], *xl, *y, *t;
+    zs_tensor *tape = ctx->tape;
+    uint64_t ctr = ctx->rng_counter;
+    int old_grad = ctx->grad_enabled, rc = ZS_OK;
+    float *gx = NULL, *gy;
+    zs_mark mk;
+    int64_t i, n;
+    /* x's gradient must outlive the recompute region: allocate it first */
+    if (zs__needs_grad(x) && !(gx = zs__grad(ctx, x))) return ZS_ERR_NOMEM;
+    mk = zs_ctx_mark(ctx);
+    /* a leaf that shares x's data, so the recomputed graph stops there */
+    xl = zs__header(ctx);
+    if (!xl) return ZS_ERR_NOMEM;
+    *xl = *x;
+    xl->grad = NULL; xl->op = NULL; xl->backward = NULL; xl->tape_prev = NULL; xl->saved = NULL;
+    xl->flags = ZS_FLAG_REQUIRES_GRAD;
+    memset(xl->src, 0, sizeof xl->src);
+    ctx->tape = NULL;
+    ctx->grad_enabled = 1;
+    ctx->rng_counter = ck->rng_counter; /* replay the forward's random draws */
+    y = ck->fn(ctx, ck->user, xl);
+    if (!y || zs_numel(y) != zs_numel(out)) {
+        rc = zs__fail(ZS_ERR_STATE, "zs_checkpoint: recompute failed or changed shape (%s)", y ? "shape" : zs_last_error());
+    } else if (zs__needs_grad(y)) {
+        if (!(gy = zs__grad(ctx, y))) rc = ZS_ERR_NOMEM;
+        n = zs_numel(out);
+        for (i = 0; rc == ZS_OK && i < n; i++) gy[i] += out->grad[i];
+        for (t = ctx->tape; rc == ZS_OK && t; t = t->tape_prev)
+            if (t->grad && t->backward) rc = t->backward(ctx, t);
+        if (rc == ZS_OK && gx && xl->grad) {
+            n = zs_numel(x);
+            for (i = 0; i < n; i++) gx[i] += xl->grad[i];
+        }
+    }
+    ctx->grad_enabled = old_grad;
+    ctx->rng_counter = ctr;
+    zs_ctx_release(ctx, mk); /* drops the recomputed activations */
+    ctx->tape = tape;
+    return rc;
+}
+
+ZS__FN zs_tensor *zs_checkpoint(zs_ctx *ctx, zs_checkpoint_fn fn, void *user, zs_tensor *x) {
+    zs__ckpt *ck;
+    zs_tensor *y, *out;
+    zs_mark mk;
+    zs__amark wm;
+    zs__arena *ws;
+    uint64_t ctr;
+    int64_t shape[ZS_MAX_DIMS];
+    int ndim;
+    size_t bytes;
+    float *tmp;
+    if (!ctx || !fn) { zs__fail(ZS_ERR_ARG, "zs_checkpoint: NULL argument"); return zs__op_fail(ctx, ZS_ERR_ARG); }
+    if (!x) return NULL;
+    if (!ctx->grad_enabled) return fn(ctx, user, x);
+    ck = (zs__ckpt *)zs__arena_alloc(&ctx->arena, sizeof *ck);
+    if (!ck) { zs__fail(ZS_ERR_NOMEM, "zs_checkpoint: arena exhausted"); return zs__op_fail(ctx, ZS_ERR_NOMEM); }
+    ck->fn = fn;
+    ck->user = user;
+    ck->rng_counter = ctr = ctx->rng_counter;
+    /* forward without recording; keep only the output (parked in the
+       caller thread's scratch arena while the region is released) */
+    mk = zs_ctx_mark(ctx);
+    ctx->grad_enabled = 0;
+    y = fn(ctx, user, x);
+    ctx->grad_enabled = 1;
+    if (!y) { zs_ctx_release(ctx, mk); return NULL; }
+    y = zs__contig(ctx, y);
+    if (!y || y->type != ZS_F32) { zs_ctx_release(ctx, mk); return zs__op_fail(ctx, ZS_ERR_STATE); }
+    ndim = y->ndim;
+    memcpy(shape, y->shape, sizeof shape);
+    bytes = (size_t)zs_numel(y) * sizeof(float);
+    ws = &ctx->pool.ws[0];
+    wm = zs__arena_mark(ws);
+    tmp = (float *)zs__arena_alloc(ws, bytes ? bytes : 4);
+    if (!tmp) { zs_ctx_release(ctx, mk); zs__fail(ZS_ERR_NOMEM, "zs_checkpoint: scratch exhausted"); return zs__op_fail(ctx, ZS_ERR_NOMEM); }
+    memcpy(tmp, y->data, bytes);
+    zs_ctx_release(ctx, mk);
+    out = zs_tensor_new(ctx, ZS_F32, ndim, shape);
+    if (out) memcpy(out->data, tmp, bytes);
+    zs__arena_release(ws, wm);
+    if (!out) return NULL;
+    out->op = "checkpoint";
+    out->src[0] = x;
+    out->saved = ck;
+    out->flags |= ZS_FLAG_REQUIRES_GRAD | ZS_FLAG_ON_TAPE;
+    out->backward = zs__ckpt_bwd;
+    out->tape_prev = ctx->tape;
+    ctx->tape = out;
+    (void)ctr;
+    return out;
+}
+
 /* Multi-threaded row loop helper: calls fn(arg, lo, hi) on [lo,hi) slices. */
 typedef void (*zs__rows_fn)(void *arg, int64_t lo, int64_t hi, zs__arena *ws);
 typedef struct zs__rows_job { zs__rows_fn fn; void *arg; int64_t n; } zs__rows_job;
@@ -1577,8 +1943,7330 @@ ZS__PRIV void zs__parallel_rows(zs_ctx *ctx, int64_t n, int64_t min_per_thread, 
     zs__pool_run(&ctx->pool, zs__rows_task, &j);
 }
 
-/* IMPLEMENTATION CONTINUES: kernels and ops */
-#include "dev/parts.h"
+/* ==================================================================== */
+/* [impl:gemm] SGEMM kernels (scalar reference, AVX2, NEON)             */
+/* ==================================================================== */
+/* Row-major: C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C.
+   op(A) = A (lda >= K) or A^T (A stored [K,M], lda >= M); same for B.
+   beta == 0 means C is written without being read (NaNs in C ignored);
+   alpha == 0 or K == 0 gives C = beta * C without reading A or B (BLAS).
+
+   Design (GotoBLAS / BLIS):
+     for jc over N in NC columns            B block kc x nc  (L2/L3)
+       for pc over K in KC steps            A block mc x kc  (L2)
+         pack op(B)[pc:, jc:] into NR-column micro-panels (k-major)
+         for ic over M in MC rows
+           pack op(A)[ic:, pc:] into MR-row micro-panels (k-major)
+           for jr over NR panels, ir over MR panels:
+             micro-kernel: MR x NR register tile += A panel * B panel
+   The packing routines absorb the four transpose cases and the leading
+   dimensions, and zero-pad edge panels, so the micro-kernels only ever see
+   full MR x NR tiles; edge tiles are stored through a small buffer with the
+   same vector arithmetic.
+   Register tiles: AVX2+FMA 6x16 (12 ymm accumulators, 2 B loads and a
+   broadcast per k), NEON (AArch64) 8x12 (24 accumulators,
+   vfmaq_laneq_f32), scalar 4x8 (also used on 32-bit ARM). KC = 256 (kc x NR B micro-panel stays in
+   L1), MC <= 264 rows (A block in L2), NC <= 1024 columns; the block sizes
+   are balanced to the problem (K = 300 -> two blocks of 152).
+
+   Summation order: every C element is sum over KC-blocks, each block an FMA
+   chain in k order from zero, then C = alpha*acc (+ beta*C) for the first
+   block and C += alpha*acc for the others. KC depends on K only, so the
+   result of an element does not depend on how M and N are cut into tiles or
+   threads: results are bit-identical for every thread count.
+
+   Threads: a problem (or a batch of problems) is cut into units = batch x
+   tm x tn rectangles of C, rows in MR panels and columns in NR panels; K is
+   never split. Threads take units one at a time from an atomic counter (a
+   thread that wakes late or is descheduled just takes fewer) and pack their
+   own A and B blocks: no barrier, no shared scratch. When a rectangle's
+   whole-K row band of A (or column band of B) is small (<= 640 KiB, it
+   stays in L2), a thread packs it once and reuses it for all its
+   rectangles in that band, so a fine split over N costs no extra A packing.
+   A small cost model (tile work, packing, imbalance, ~30 us dispatch)
+   chooses tm x tn, the band caching, and whether to go parallel at all:
+   small problems run on the calling thread, M = 197 ViT shapes split over N
+   (tn = 16..32), batched small matrices spread their items over threads. */
+
+/* scalar reference: plain triple loop, float accumulation in k order */
+ZS__PRIV void zs__sgemm_ref(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                            const float *A, int64_t lda, const float *B, int64_t ldb,
+                            float beta, float *C, int64_t ldc) {
+    int64_t i, j, k;
+    for (i = 0; i < M; i++)
+        for (j = 0; j < N; j++) {
+            float s = 0.0f;
+            for (k = 0; k < K; k++) {
+                float a = ta ? A[k * lda + i] : A[i * lda + k];
+                float b = tb ? B[j * ldb + k] : B[k * ldb + j];
+                s += a * b;
+            }
+            C[i * ldc + j] = alpha * s + (beta == 0.0f ? 0.0f : beta * C[i * ldc + j]);
+        }
+}
+
+/* -- block sizes ----------------------------------------------------------- */
+#if defined(ZS__AVX2)
+#define ZS__GEMM_MR 6
+#define ZS__GEMM_NR 16
+#elif defined(ZS__NEON) && defined(__aarch64__)
+#define ZS__GEMM_NEON 1
+#define ZS__GEMM_MR 8
+#define ZS__GEMM_NR 12
+#else
+#define ZS__GEMM_MR 4
+#define ZS__GEMM_NR 8
+#endif
+/* cache blocking upper bounds (KC: k depth, MC: rows of an A block, NC:
+   columns of a B block); overridable with -D for tuning experiments. On the
+   2-core Zen 4 development VM, MC 96..264, KC 256..384 and NC 1024..2048
+   were within measurement noise of each other. */
+#ifndef ZS__GEMM_KC
+#define ZS__GEMM_KC 256
+#endif
+#ifndef ZS__GEMM_MC
+#define ZS__GEMM_MC 264
+#endif
+#ifndef ZS__GEMM_NC
+#define ZS__GEMM_NC 1024
+#endif
+
+/* how C is updated by a micro-tile: C = alpha*acc / C = alpha*acc + C /
+   C = alpha*acc + beta*C (first K block with beta 0 / 1 / other) */
+enum { ZS__GEMM_SET = 0, ZS__GEMM_ACC = 1, ZS__GEMM_SCALE = 2 };
+
+/* -- packing --------------------------------------------------------------- */
+/* One micro-panel: dst[k*W + r] = src[r*rs + k*ks] for r < w, 0 for w <= r < W,
+   k < kc. ks == 1: the panel's rows run along memory (a transpose);
+   rs == 1: each k is a contiguous run of w floats (a copy). */
+ZS__PRIV void zs__gemm_pack_panel(float *ZS__RESTRICT dst, int W, int w, int64_t kc,
+                                  const float *ZS__RESTRICT src, int64_t rs, int64_t ks) {
+    int64_t k = 0;
+    int r;
+    if (rs == 1 && w == W) {
+        for (k = 0; k < kc; k++) memcpy(dst + k * W, src + k * ks, (size_t)W * sizeof(float));
+        return;
+    }
+#if defined(ZS__AVX2)
+    if (ks == 1 && w == W && (W == 16 || W == 8)) {
+        /* 8x8 transposes: 8 rows x 8 k -> 8 k x 8 rows */
+        int h;
+        for (; k + 8 <= kc; k += 8)
+            for (h = 0; h < W; h += 8) {
+                const float *s = src + h * rs + k;
+                __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + rs);
+                __m256 r2 = _mm256_loadu_ps(s + 2 * rs), r3 = _mm256_loadu_ps(s + 3 * rs);
+                __m256 r4 = _mm256_loadu_ps(s + 4 * rs), r5 = _mm256_loadu_ps(s + 5 * rs);
+                __m256 r6 = _mm256_loadu_ps(s + 6 * rs), r7 = _mm256_loadu_ps(s + 7 * rs);
+                __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+                __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+                __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+                __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+                __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xee);
+                __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xee);
+                __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xee);
+                __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xee);
+                float *d = dst + k * W + h;
+                _mm256_storeu_ps(d + 0 * W, _mm256_permute2f128_ps(s0, s4, 0x20));
+                _mm256_storeu_ps(d + 1 * W, _mm256_permute2f128_ps(s1, s5, 0x20));
+                _mm256_storeu_ps(d + 2 * W, _mm256_permute2f128_ps(s2, s6, 0x20));
+                _mm256_storeu_ps(d + 3 * W, _mm256_permute2f128_ps(s3, s7, 0x20));
+                _mm256_storeu_ps(d + 4 * W, _mm256_permute2f128_ps(s0, s4, 0x31));
+                _mm256_storeu_ps(d + 5 * W, _mm256_permute2f128_ps(s1, s5, 0x31));
+                _mm256_storeu_ps(d + 6 * W, _mm256_permute2f128_ps(s2, s6, 0x31));
+                _mm256_storeu_ps(d + 7 * W, _mm256_permute2f128_ps(s3, s7, 0x31));
+            }
+    } else if (ks == 1 && w == W && W == 6) {
+        /* 6 rows (+2 zero rows) x 8 k, transposed; 6 floats stored per k */
+        const __m256 z = _mm256_setzero_ps();
+        for (; k + 8 <= kc; k += 8) {
+            const float *s = src + k;
+            __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + rs);
+            __m256 r2 = _mm256_loadu_ps(s + 2 * rs), r3 = _mm256_loadu_ps(s + 3 * rs);
+            __m256 r4 = _mm256_loadu_ps(s + 4 * rs), r5 = _mm256_loadu_ps(s + 5 * rs);
+            __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+            __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+            __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+            __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xee);
+            __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xee);
+            __m256 s4 = _mm256_shuffle_ps(t4, z, 0x44), s5 = _mm256_shuffle_ps(t4, z, 0xee);
+            __m256 s6 = _mm256_shuffle_ps(t5, z, 0x44), s7 = _mm256_shuffle_ps(t5, z, 0xee);
+            __m256 c[8];
+            float *d = dst + k * 6;
+            int j;
+            c[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+            c[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+            c[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+            c[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+            c[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+            c[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+            c[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+            c[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+            for (j = 0; j < 8; j++) {
+                _mm_storeu_ps(d + 6 * j, _mm256_castps256_ps128(c[j]));
+                _mm_storel_pi((__m64 *)(void *)(d + 6 * j + 4), _mm256_extractf128_ps(c[j], 1));
+            }
+        }
+    }
+#endif
+    for (; k < kc; k++) {
+        float *d = dst + k * W;
+        const float *s = src + k * ks;
+        for (r = 0; r < w; r++) d[r] = s[r * rs];
+        for (; r < W; r++) d[r] = 0.0f;
+    }
+}
+
+/* Copy case of a whole block (rows of the source run along the panels'
+   width): dst panel p, row k = src[k*ks + p*W .. +W]. Walks the source in
+   chunks of 8 k-rows across all panels: reads stay sequential and each
+   panel gets a contiguous run of writes. W is a compile-time constant in
+   each instance so the row copies become vector moves. */
+#define ZS__GEMM_PACK_ROWS(name, W)                                                           \
+    ZS__PRIV void name(float *ZS__RESTRICT dst, int64_t n, int64_t kc, const float *ZS__RESTRICT src, \
+                       int64_t ks) {                                                          \
+        int64_t k0, k, p, full = n / (W), rest = n - full * (W), pstride = (int64_t)(W) * kc;  \
+        for (k0 = 0; k0 < kc; k0 += 8) {                                                      \
+            int64_t k1 = k0 + 8 < kc ? k0 + 8 : kc;                                           \
+            for (p = 0; p < full; p++)                                                        \
+                for (k = k0; k < k1; k++)                                                     \
+                    memcpy(dst + p * pstride + k * (W), src + k * ks + p * (W), (W) * sizeof(float)); \
+            if (rest)                                                                         \
+                for (k = k0; k < k1; k++) {                                                   \
+                    float *d = dst + full * pstride + k * (W);                                \
+                    const float *s = src + k * ks + full * (W);                               \
+                    int r;                                                                    \
+                    for (r = 0; r < rest; r++) d[r] = s[r];                                   \
+                    for (; r < (W); r++) d[r] = 0.0f;                                         \
+                }                                                                             \
+        }                                                                                     \
+    }
+ZS__GEMM_PACK_ROWS(zs__gemm_pack_rows_mr, ZS__GEMM_MR)
+ZS__GEMM_PACK_ROWS(zs__gemm_pack_rows_nr, ZS__GEMM_NR)
+#undef ZS__GEMM_PACK_ROWS
+
+/* op(A)[i0:i0+mc, p0:p0+kc] -> ceil(mc/MR) panels of MR x kc */
+ZS__PRIV void zs__gemm_pack_a(float *dst, int ta, const float *A, int64_t lda, int64_t i0, int64_t mc,
+                              int64_t p0, int64_t kc) {
+    int64_t i;
+    if (ta) {
+        zs__gemm_pack_rows_mr(dst, mc, kc, A + p0 * lda + i0, lda);
+        return;
+    }
+    for (i = 0; i < mc; i += ZS__GEMM_MR) {
+        int w = mc - i < ZS__GEMM_MR ? (int)(mc - i) : ZS__GEMM_MR;
+        zs__gemm_pack_panel(dst + i * kc, ZS__GEMM_MR, w, kc, A + (i0 + i) * lda + p0, lda, 1);
+    }
+}
+
+/* op(B)[p0:p0+kc, j0:j0+nc] -> ceil(nc/NR) panels of kc x NR */
+ZS__PRIV void zs__gemm_pack_b(float *dst, int tb, const float *B, int64_t ldb, int64_t j0, int64_t nc,
+                              int64_t p0, int64_t kc) {
+    int64_t j;
+    if (!tb) {
+        zs__gemm_pack_rows_nr(dst, nc, kc, B + p0 * ldb + j0, ldb);
+        return;
+    }
+    for (j = 0; j < nc; j += ZS__GEMM_NR) {
+        int w = nc - j < ZS__GEMM_NR ? (int)(nc - j) : ZS__GEMM_NR;
+        zs__gemm_pack_panel(dst + j * kc, ZS__GEMM_NR, w, kc, B + (j0 + j) * ldb + p0, ldb, 1);
+    }
+}
+
+/* -- micro-kernels ----------------------------------------------------------
+   zs__gemm_ukr(kc, a, b, c, ldc, mr, nr, alpha, beta, mode):
+   acc[MR][NR] = sum_k a[k*MR+i] * b[k*NR+j] (FMA chain from zero, k order),
+   then the mr x nr corner of C is updated according to mode. */
+
+#if defined(ZS__AVX2)
+
+/* C row update of 8 floats, one rounding pattern for full and edge tiles */
+#define ZS__GEMM_UPD8(p, acc)                                                         \
+    do {                                                                              \
+        if (mode == ZS__GEMM_SET) _mm256_storeu_ps(p, _mm256_mul_ps(va, acc));        \
+        else if (mode == ZS__GEMM_ACC)                                                \
+            _mm256_storeu_ps(p, _mm256_fmadd_ps(va, acc, _mm256_loadu_ps(p)));         \
+        else                                                                          \
+            _mm256_storeu_ps(p, _mm256_fmadd_ps(va, acc, _mm256_mul_ps(vb, _mm256_loadu_ps(p)))); \
+    } while (0)
+
+#define ZS__GEMM_K6x16(o)                                                             \
+    do {                                                                              \
+        b0 = _mm256_load_ps(b + 16 * (o));                                            \
+        b1 = _mm256_load_ps(b + 16 * (o) + 8);                                        \
+        av = _mm256_broadcast_ss(a + 6 * (o) + 0);                                    \
+        c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);       \
+        av = _mm256_broadcast_ss(a + 6 * (o) + 1);                                    \
+        c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11);       \
+        av = _mm256_broadcast_ss(a + 6 * (o) + 2);                                    \
+        c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21);       \
+        av = _mm256_broadcast_ss(a + 6 * (o) + 3);                                    \
+        c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31);       \
+        av = _mm256_broadcast_ss(a + 6 * (o) + 4);                                    \
+        c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41);       \
+        av = _mm256_broadcast_ss(a + 6 * (o) + 5);                                    \
+        c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51);       \
+    } while (0)
+
+ZS__PRIV void zs__gemm_ukr(int64_t kc, const float *ZS__RESTRICT a, const float *ZS__RESTRICT b,
+                           float *c, int64_t ldc, int mr, int nr, float alpha, float beta, int mode) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    __m256 b0, b1, av;
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    int64_t k = kc;
+    int i;
+    for (i = 0; i < mr; i++) {
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + nr - 1), _MM_HINT_T0);
+    }
+    for (; k >= 4; k -= 4) {
+        ZS__GEMM_K6x16(0);
+        ZS__GEMM_K6x16(1);
+        ZS__GEMM_K6x16(2);
+        ZS__GEMM_K6x16(3);
+        a += 24;
+        b += 64;
+    }
+    for (; k > 0; k--) {
+        ZS__GEMM_K6x16(0);
+        a += 6;
+        b += 16;
+    }
+    if (mr == 6 && nr == 16) {
+        ZS__GEMM_UPD8(c, c00); ZS__GEMM_UPD8(c + 8, c01); c += ldc;
+        ZS__GEMM_UPD8(c, c10); ZS__GEMM_UPD8(c + 8, c11); c += ldc;
+        ZS__GEMM_UPD8(c, c20); ZS__GEMM_UPD8(c + 8, c21); c += ldc;
+        ZS__GEMM_UPD8(c, c30); ZS__GEMM_UPD8(c + 8, c31); c += ldc;
+        ZS__GEMM_UPD8(c, c40); ZS__GEMM_UPD8(c + 8, c41); c += ldc;
+        ZS__GEMM_UPD8(c, c50); ZS__GEMM_UPD8(c + 8, c51);
+    } else {
+        float acc[6 * 16], row[16];
+        _mm256_storeu_ps(acc + 0, c00); _mm256_storeu_ps(acc + 8, c01);
+        _mm256_storeu_ps(acc + 16, c10); _mm256_storeu_ps(acc + 24, c11);
+        _mm256_storeu_ps(acc + 32, c20); _mm256_storeu_ps(acc + 40, c21);
+        _mm256_storeu_ps(acc + 48, c30); _mm256_storeu_ps(acc + 56, c31);
+        _mm256_storeu_ps(acc + 64, c40); _mm256_storeu_ps(acc + 72, c41);
+        _mm256_storeu_ps(acc + 80, c50); _mm256_storeu_ps(acc + 88, c51);
+        for (i = 0; i < mr; i++) {
+            float *p = nr == 16 ? c + i * ldc : row;
+            __m256 x0 = _mm256_loadu_ps(acc + 16 * i), x1 = _mm256_loadu_ps(acc + 16 * i + 8);
+            if (nr < 16 && mode != ZS__GEMM_SET) memcpy(row, c + i * ldc, (size_t)nr * sizeof(float));
+            ZS__GEMM_UPD8(p, x0);
+            ZS__GEMM_UPD8(p + 8, x1);
+            if (nr < 16) memcpy(c + i * ldc, row, (size_t)nr * sizeof(float));
+        }
+    }
+}
+#undef ZS__GEMM_K6x16
+#undef ZS__GEMM_UPD8
+
+#elif defined(ZS__GEMM_NEON)
+
+#define ZS__GEMM_UPD4(p, acc)                                                         \
+    do {                                                                              \
+        if (mode == ZS__GEMM_SET) vst1q_f32(p, vmulq_f32(va, acc));                   \
+        else if (mode == ZS__GEMM_ACC) vst1q_f32(p, vfmaq_f32(vld1q_f32(p), va, acc)); \
+        else vst1q_f32(p, vfmaq_f32(vmulq_f32(vb, vld1q_f32(p)), va, acc));            \
+    } while (0)
+
+#define ZS__GEMM_ROW12(r, av, lane)                                                   \
+    c##r##0 = vfmaq_laneq_f32(c##r##0, b0, av, lane);                                 \
+    c##r##1 = vfmaq_laneq_f32(c##r##1, b1, av, lane);                                 \
+    c##r##2 = vfmaq_laneq_f32(c##r##2, b2, av, lane)
+
+ZS__PRIV void zs__gemm_ukr(int64_t kc, const float *ZS__RESTRICT a, const float *ZS__RESTRICT b,
+                           float *c, int64_t ldc, int mr, int nr, float alpha, float beta, int mode) {
+    float32x4_t c00 = vdupq_n_f32(0.0f), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
+    float32x4_t c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
+    float32x4_t c40 = c00, c41 = c00, c42 = c00, c50 = c00, c51 = c00, c52 = c00;
+    float32x4_t c60 = c00, c61 = c00, c62 = c00, c70 = c00, c71 = c00, c72 = c00;
+    const float32x4_t va = vdupq_n_f32(alpha), vb = vdupq_n_f32(beta);
+    float acc[8 * 12], row[12];
+    int64_t k;
+    int i, j;
+    for (k = 0; k < kc; k++) {
+        float32x4_t a0 = vld1q_f32(a), a1 = vld1q_f32(a + 4);
+        float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8);
+        ZS__GEMM_ROW12(0, a0, 0);
+        ZS__GEMM_ROW12(1, a0, 1);
+        ZS__GEMM_ROW12(2, a0, 2);
+        ZS__GEMM_ROW12(3, a0, 3);
+        ZS__GEMM_ROW12(4, a1, 0);
+        ZS__GEMM_ROW12(5, a1, 1);
+        ZS__GEMM_ROW12(6, a1, 2);
+        ZS__GEMM_ROW12(7, a1, 3);
+        a += 8;
+        b += 12;
+    }
+    vst1q_f32(acc + 0, c00); vst1q_f32(acc + 4, c01); vst1q_f32(acc + 8, c02);
+    vst1q_f32(acc + 12, c10); vst1q_f32(acc + 16, c11); vst1q_f32(acc + 20, c12);
+    vst1q_f32(acc + 24, c20); vst1q_f32(acc + 28, c21); vst1q_f32(acc + 32, c22);
+    vst1q_f32(acc + 36, c30); vst1q_f32(acc + 40, c31); vst1q_f32(acc + 44, c32);
+    vst1q_f32(acc + 48, c40); vst1q_f32(acc + 52, c41); vst1q_f32(acc + 56, c42);
+    vst1q_f32(acc + 60, c50); vst1q_f32(acc + 64, c51); vst1q_f32(acc + 68, c52);
+    vst1q_f32(acc + 72, c60); vst1q_f32(acc + 76, c61); vst1q_f32(acc + 80, c62);
+    vst1q_f32(acc + 84, c70); vst1q_f32(acc + 88, c71); vst1q_f32(acc + 92, c72);
+    for (i = 0; i < mr; i++) {
+        float *p = nr == 12 ? c + i * ldc : row;
+        if (nr < 12 && mode != ZS__GEMM_SET) memcpy(row, c + i * ldc, (size_t)nr * sizeof(float));
+        for (j = 0; j < 12; j += 4) {
+            float32x4_t x = vld1q_f32(acc + 12 * i + j);
+            ZS__GEMM_UPD4(p + j, x);
+        }
+        if (nr < 12) memcpy(c + i * ldc, row, (size_t)nr * sizeof(float));
+    }
+}
+#undef ZS__GEMM_ROW12
+#undef ZS__GEMM_UPD4
+
+#else /* scalar micro-kernel */
+
+ZS__PRIV void zs__gemm_ukr(int64_t kc, const float *ZS__RESTRICT a, const float *ZS__RESTRICT b,
+                           float *c, int64_t ldc, int mr, int nr, float alpha, float beta, int mode) {
+    float acc[ZS__GEMM_MR * ZS__GEMM_NR];
+    int64_t k;
+    int i, j;
+    for (i = 0; i < ZS__GEMM_MR * ZS__GEMM_NR; i++) acc[i] = 0.0f;
+    for (k = 0; k < kc; k++) {
+        for (i = 0; i < ZS__GEMM_MR; i++) {
+            float ai = a[i];
+            for (j = 0; j < ZS__GEMM_NR; j++) acc[i * ZS__GEMM_NR + j] += ai * b[j];
+        }
+        a += ZS__GEMM_MR;
+        b += ZS__GEMM_NR;
+    }
+    for (i = 0; i < mr; i++) {
+        float *p = c + i * ldc;
+        const float *x = acc + i * ZS__GEMM_NR;
+        if (mode == ZS__GEMM_SET) for (j = 0; j < nr; j++) p[j] = alpha * x[j];
+        else if (mode == ZS__GEMM_ACC) for (j = 0; j < nr; j++) p[j] = alpha * x[j] + p[j];
+        else for (j = 0; j < nr; j++) p[j] = alpha * x[j] + beta * p[j];
+    }
+}
+
+#endif
+
+/* -- blocked driver ---------------------------------------------------------- */
+
+typedef struct zs__gemm_prob {
+    int ta, tb;
+    int64_t M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int64_t lda, ldb, ldc;
+} zs__gemm_prob;
+
+/* n split into ceil(n/max) near-equal blocks, rounded up to a multiple of q */
+ZS__PRIV int64_t zs__gemm_blk(int64_t n, int64_t max, int64_t q) {
+    int64_t nb = (n + max - 1) / max, b;
+    if (nb < 1) nb = 1;
+    b = (n + nb - 1) / nb;
+    return (b + q - 1) / q * q;
+}
+
+/* the K block size: a function of K alone (this fixes the summation order) */
+ZS__PRIV int64_t zs__gemm_kc(int64_t K) {
+    int64_t kc = zs__gemm_blk(K, ZS__GEMM_KC, 8);
+    return kc > K ? K : kc;
+}
+
+ZS__PRIV int64_t zs__gemm_rup(int64_t n, int64_t q) { return (n + q - 1) / q * q; }
+
+/* C = beta * C on a block (K == 0 or alpha == 0); beta == 0 writes zeros */
+ZS__PRIV void zs__gemm_scale(const zs__gemm_prob *p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    int64_t i, j;
+    for (i = m0; i < m1; i++) {
+        float *c = p->C + i * p->ldc;
+        if (p->beta == 0.0f) for (j = n0; j < n1; j++) c[j] = 0.0f;
+        else if (p->beta != 1.0f) for (j = n0; j < n1; j++) c[j] *= p->beta;
+    }
+}
+
+/* Whole-K packings of a row band / column band, reusable across the
+   rectangles of C that share it. Layout: K block pc (size kc) at offset
+   pc * rup(rows, MR) (resp. NR), inside it the panels of the band, so the
+   block of rows [ic, ic+mc) starts at + (ic - m0) * kc. */
+ZS__PRIV void zs__gemm_pack_a_all(float *dst, const zs__gemm_prob *p, int64_t m0, int64_t m1) {
+    int64_t kcb = zs__gemm_kc(p->K), pad = zs__gemm_rup(m1 - m0, ZS__GEMM_MR), pc;
+    for (pc = 0; pc < p->K; pc += kcb)
+        zs__gemm_pack_a(dst + pc * pad, p->ta, p->A, p->lda, m0, m1 - m0, pc, p->K - pc < kcb ? p->K - pc : kcb);
+}
+ZS__PRIV void zs__gemm_pack_b_all(float *dst, const zs__gemm_prob *p, int64_t n0, int64_t n1) {
+    int64_t kcb = zs__gemm_kc(p->K), pad = zs__gemm_rup(n1 - n0, ZS__GEMM_NR), pc;
+    for (pc = 0; pc < p->K; pc += kcb)
+        zs__gemm_pack_b(dst + pc * pad, p->tb, p->B, p->ldb, n0, n1 - n0, pc, p->K - pc < kcb ? p->K - pc : kcb);
+}
+
+/* C[m0:m1, n0:n1] of one problem, all of K, on the calling thread. Block
+   edges m0, n0 must be multiples of MR, NR (or the matrix edge). apk / bpk:
+   the band already packed by zs__gemm_pack_a_all / _b_all, or NULL. */
+ZS__PRIV int zs__gemm_part(zs__arena *ws, const zs__gemm_prob *p, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                           const float *apk, const float *bpk) {
+    int64_t kcb, mcb, ncb, jc, pc, ic, jr, ir, mpad, npad;
+    float *ap = NULL, *bp = NULL;
+    zs__amark mk;
+    if (m1 <= m0 || n1 <= n0) return ZS_OK;
+    if (p->K == 0 || p->alpha == 0.0f) {
+        zs__gemm_scale(p, m0, m1, n0, n1);
+        return ZS_OK;
+    }
+    kcb = zs__gemm_kc(p->K);
+    mcb = zs__gemm_blk(m1 - m0, ZS__GEMM_MC, ZS__GEMM_MR);
+    ncb = zs__gemm_blk(n1 - n0, ZS__GEMM_NC, ZS__GEMM_NR);
+    mpad = zs__gemm_rup(m1 - m0, ZS__GEMM_MR);
+    npad = zs__gemm_rup(n1 - n0, ZS__GEMM_NR);
+    mk = zs__arena_mark(ws);
+    if (!apk) ap = (float *)zs__arena_alloc(ws, (size_t)(mcb * kcb) * sizeof(float));
+    if (!bpk) bp = (float *)zs__arena_alloc(ws, (size_t)(ncb * kcb) * sizeof(float));
+    if ((!apk && !ap) || (!bpk && !bp)) {
+        zs__arena_release(ws, mk);
+        return zs__fail(ZS_ERR_NOMEM, "zs__sgemm: scratch arena exhausted (%lld bytes of packing buffers)",
+                        (long long)((mcb + ncb) * kcb * (int64_t)sizeof(float)));
+    }
+    for (jc = n0; jc < n1; jc += ncb) {
+        int64_t nc = n1 - jc < ncb ? n1 - jc : ncb;
+        for (pc = 0; pc < p->K; pc += kcb) {
+            int64_t kc = p->K - pc < kcb ? p->K - pc : kcb;
+            int mode = pc > 0 ? ZS__GEMM_ACC
+                       : p->beta == 0.0f ? ZS__GEMM_SET : p->beta == 1.0f ? ZS__GEMM_ACC : ZS__GEMM_SCALE;
+            const float *bb = bpk ? bpk + pc * npad + (jc - n0) * kc : bp;
+            if (!bpk) zs__gemm_pack_b(bp, p->tb, p->B, p->ldb, jc, nc, pc, kc);
+            for (ic = m0; ic < m1; ic += mcb) {
+                int64_t mc = m1 - ic < mcb ? m1 - ic : mcb;
+                const float *ab = apk ? apk + pc * mpad + (ic - m0) * kc : ap;
+                if (!apk) zs__gemm_pack_a(ap, p->ta, p->A, p->lda, ic, mc, pc, kc);
+                for (jr = 0; jr < nc; jr += ZS__GEMM_NR) {
+                    int nr = nc - jr < ZS__GEMM_NR ? (int)(nc - jr) : ZS__GEMM_NR;
+                    for (ir = 0; ir < mc; ir += ZS__GEMM_MR) {
+                        int mr = mc - ir < ZS__GEMM_MR ? (int)(mc - ir) : ZS__GEMM_MR;
+                        zs__gemm_ukr(kc, ab + ir * kc, bb + jr * kc, p->C + (ic + ir) * p->ldc + jc + jr, p->ldc,
+                                     mr, nr, p->alpha, p->beta, mode);
+                    }
+                }
+            }
+        }
+    }
+    zs__arena_release(ws, mk);
+    return ZS_OK;
+}
+
+/* argument checks shared by the entry points */
+ZS__PRIV int zs__gemm_check(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, int ta,
+                            const float *B, int64_t ldb, int tb, const float *C, int64_t ldc) {
+    if (M < 0 || N < 0 || K < 0)
+        return zs__fail(ZS_ERR_ARG, "zs__sgemm: negative size M=%lld N=%lld K=%lld", (long long)M, (long long)N, (long long)K);
+    if (M == 0 || N == 0) return ZS_OK;
+    if (!C || (K > 0 && (!A || !B))) return zs__fail(ZS_ERR_ARG, "zs__sgemm: NULL matrix");
+    if ((ta ? K : M) > 1 && lda < (ta ? M : K))
+        return zs__fail(ZS_ERR_ARG, "zs__sgemm: lda %lld < %lld", (long long)lda, (long long)(ta ? M : K));
+    if ((tb ? N : K) > 1 && ldb < (tb ? K : N))
+        return zs__fail(ZS_ERR_ARG, "zs__sgemm: ldb %lld < %lld", (long long)ldb, (long long)(tb ? K : N));
+    if (M > 1 && ldc < N) return zs__fail(ZS_ERR_ARG, "zs__sgemm: ldc %lld < %lld", (long long)ldc, (long long)N);
+    return ZS_OK;
+}
+
+/* single-threaded entry: scratch from ws (mark/release inside) */
+ZS__PRIV int zs__sgemm_st(zs__arena *ws, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                          const float *A, int64_t lda, const float *B, int64_t ldb,
+                          float beta, float *C, int64_t ldc) {
+    zs__gemm_prob p;
+    int rc = zs__gemm_check(M, N, K, A, lda, ta, B, ldb, tb, C, ldc);
+    if (rc || M == 0 || N == 0) return rc;
+    if (!ws) return zs__fail(ZS_ERR_ARG, "zs__sgemm_st: NULL scratch arena");
+    p.ta = ta; p.tb = tb; p.M = M; p.N = N; p.K = K; p.alpha = alpha; p.beta = beta;
+    p.A = A; p.B = B; p.C = C; p.lda = lda; p.ldb = ldb; p.ldc = ldc;
+    return zs__gemm_part(ws, &p, 0, M, 0, N, NULL, NULL);
+}
+
+/* -- threading ------------------------------------------------------------- */
+
+/* A whole-K band is kept packed (and shared by the rectangles of a thread
+   that use it) when it takes at most this many bytes. */
+#define ZS__GEMM_CACHE_BYTES ((int64_t)640 << 10)
+
+typedef struct zs__gemm_job {
+    zs__gemm_prob p;             /* batch item 0 */
+    int64_t sA, sB, sC, batch;
+    int64_t tm, tn;              /* per-item grid of rectangles */
+    int64_t mpan, npan;          /* MR / NR panels per item */
+    int cache_a, cache_b;        /* keep whole-K packed bands */
+    int64_t next;                /* next unit to hand out (atomic) */
+    int rc[ZS_MAX_THREADS];
+} zs__gemm_job;
+
+/* pointers of batch item b (NULL operands, allowed when K == 0, stay NULL) */
+ZS__PRIV void zs__gemm_item(zs__gemm_prob *q, int64_t b, int64_t sA, int64_t sB, int64_t sC) {
+    if (q->A) q->A += b * sA;
+    if (q->B) q->B += b * sB;
+    q->C += b * sC;
+}
+
+/* rows (or columns) of rectangle i of t over n panels of q */
+ZS__PRIV void zs__gemm_range(int64_t npan, int64_t q, int64_t n, int64_t i, int64_t t, int64_t *lo, int64_t *hi) {
+    int64_t a, b;
+    zs__split(npan, (int)i, (int)t, &a, &b);
+    *lo = a * q;
+    *hi = b * q < n ? b * q : n;
+}
+
+/* Units are handed out one at a time from an atomic counter (threads that
+   start late or get descheduled simply take fewer); without atomics each
+   thread takes a fixed contiguous share. Either way a unit's result does
+   not depend on who computes it. */
+#if !defined(ZSESBIR_NO_THREADS) && !defined(ZS__GEMM_STATIC) && (defined(__GNUC__) || defined(__clang__))
+#define ZS__GEMM_DYNAMIC 1
+#endif
+
+ZS__PRIV void zs__gemm_task(void *arg, int ith, int nth, zs__arena *ws) {
+    zs__gemm_job *j = (zs__gemm_job *)arg;
+    int64_t per = j->tm * j->tn, units = j->batch * per, lo = 0, hi;
+    int64_t rows_max = (j->mpan + j->tm - 1) / j->tm * ZS__GEMM_MR;
+    int64_t cols_max = (j->npan + j->tn - 1) / j->tn * ZS__GEMM_NR;
+    const float *akey = NULL, *bkey = NULL;
+    int64_t ak0 = -1, bk0 = -1;
+    float *abuf = NULL, *bbuf = NULL;
+    zs__amark mk = zs__arena_mark(ws);
+    j->rc[ith] = ZS_OK;
+    if (j->cache_a) abuf = (float *)zs__arena_alloc(ws, (size_t)(rows_max * j->p.K) * sizeof(float));
+    if (j->cache_b) bbuf = (float *)zs__arena_alloc(ws, (size_t)(cols_max * j->p.K) * sizeof(float));
+#ifdef ZS__GEMM_DYNAMIC
+    (void)nth;
+    (void)lo;
+    hi = units;
+#else
+    zs__split(units, ith, nth, &lo, &hi);
+#endif
+    for (;;) {
+        int64_t u, b, im, in, m0, m1, n0, n1;
+        const float *apk = NULL, *bpk = NULL;
+        zs__gemm_prob q = j->p;
+        int rc;
+#ifdef ZS__GEMM_DYNAMIC
+        u = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+#else
+        u = lo++;
+#endif
+        if (u >= hi) break;
+        b = u / per;
+        im = (u % per) / j->tn;
+        in = u % j->tn;
+        zs__gemm_range(j->mpan, ZS__GEMM_MR, q.M, im, j->tm, &m0, &m1);
+        zs__gemm_range(j->npan, ZS__GEMM_NR, q.N, in, j->tn, &n0, &n1);
+        zs__gemm_item(&q, b, j->sA, j->sB, j->sC);
+        if (abuf) {
+            if (q.A != akey || m0 != ak0) { zs__gemm_pack_a_all(abuf, &q, m0, m1); akey = q.A; ak0 = m0; }
+            apk = abuf;
+        }
+        if (bbuf) {
+            if (q.B != bkey || n0 != bk0) { zs__gemm_pack_b_all(bbuf, &q, n0, n1); bkey = q.B; bk0 = n0; }
+            bpk = bbuf;
+        }
+        rc = zs__gemm_part(ws, &q, m0, m1, n0, n1, apk, bpk);
+        if (rc) { j->rc[ith] = rc; break; }
+    }
+    zs__arena_release(ws, mk);
+}
+
+/* Cost model in FMA lane-ops (16 per cycle with AVX2): tile work, packing
+   (~8 per packed float), a small per-rectangle overhead, a tenth of a
+   rectangle of expected imbalance at the end, and ~30 us for a parallel dispatch
+   (waking the pool's sleeping workers: 5-50 us measured on a 2-core VM).
+   Chooses tm x tn rectangles per item, which bands stay packed, and
+   whether to run in parallel at all. */
+#define ZS__GEMM_PACK_COST 8.0
+#define ZS__GEMM_UNIT_COST 5.0e4
+#define ZS__GEMM_DISPATCH_COST 1.5e6
+
+typedef struct zs__gemm_plan { int64_t tm, tn; int cache_a, cache_b, par; double cost; } zs__gemm_plan;
+
+ZS__PRIV zs__gemm_plan zs__gemm_cost(int64_t mpan, int64_t npan, int64_t K, int64_t batch, int b_shared,
+                                     int64_t tm, int64_t tn, int nth) {
+    zs__gemm_plan pl;
+    int64_t rows = (mpan + tm - 1) / tm * ZS__GEMM_MR, cols = (npan + tn - 1) / tn * ZS__GEMM_NR;
+    int64_t units = batch * tm * tn, per = (units + nth - 1) / nth, na = per, nb = per;
+    double tile = (double)rows * (double)cols * (double)K;
+    pl.tm = tm; pl.tn = tn; pl.par = nth > 1;
+    pl.cache_a = tn > 1 && rows * K * (int64_t)sizeof(float) <= ZS__GEMM_CACHE_BYTES;
+    pl.cache_b = tn == 1 && (tm > 1 || (b_shared && batch > 1)) &&
+                 cols * K * (int64_t)sizeof(float) <= ZS__GEMM_CACHE_BYTES;
+    if (pl.cache_a) na = per / tn + 1 < per ? per / tn + 1 : per;
+    if (pl.cache_b) nb = b_shared ? 1 : (per / tm + 1 < per ? per / tm + 1 : per);
+    pl.cost = (double)per * (tile + ZS__GEMM_UNIT_COST) + ZS__GEMM_PACK_COST * (double)K * ((double)na * (double)rows + (double)nb * (double)cols) +
+              (nth > 1 ? 0.1 * tile + ZS__GEMM_DISPATCH_COST : 0.0);
+    return pl;
+}
+
+ZS__PRIV zs__gemm_plan zs__gemm_choose(int64_t M, int64_t N, int64_t K, int64_t batch, int b_shared, int nth) {
+    int64_t mpan = (M + ZS__GEMM_MR - 1) / ZS__GEMM_MR, npan = (N + ZS__GEMM_NR - 1) / ZS__GEMM_NR, tm, tn;
+    zs__gemm_plan best = zs__gemm_cost(mpan, npan, K, batch, b_shared, 1, 1, 1), c;
+    best.par = 0;
+    if (nth <= 1) return best;
+    for (tm = 1; tm <= mpan && tm <= 16 * (int64_t)nth; tm++)
+        for (tn = 1; tn <= npan && tm * tn <= 16 * (int64_t)nth; tn++) {
+            if (batch * tm * tn < nth) continue;
+            c = zs__gemm_cost(mpan, npan, K, batch, b_shared, tm, tn, nth);
+            if (c.cost < best.cost * 0.999) best = c;
+        }
+    return best;
+}
+
+/* job for a batch of problems; the grid is chosen by the caller */
+ZS__PRIV void zs__gemm_job_init(zs__gemm_job *job, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                                const float *A, int64_t lda, int64_t sA, const float *B, int64_t ldb, int64_t sB,
+                                float beta, float *C, int64_t ldc, int64_t sC, int64_t batch) {
+    memset(job, 0, sizeof *job);
+    job->p.ta = ta; job->p.tb = tb; job->p.M = M; job->p.N = N; job->p.K = K;
+    job->p.alpha = alpha; job->p.beta = beta;
+    job->p.A = A; job->p.B = B; job->p.C = C; job->p.lda = lda; job->p.ldb = ldb; job->p.ldc = ldc;
+    job->sA = sA; job->sB = sB; job->sC = sC; job->batch = batch;
+    job->mpan = (M + ZS__GEMM_MR - 1) / ZS__GEMM_MR;
+    job->npan = (N + ZS__GEMM_NR - 1) / ZS__GEMM_NR;
+    job->tm = job->tn = 1;
+}
+
+/* run a job's units over the pool (any grid and caching gives the same bits) */
+ZS__PRIV int zs__gemm_run(zs__pool *pool, zs__gemm_job *job) {
+    int i;
+    job->next = 0;
+    if (job->p.K == 0 || job->p.alpha == 0.0f) job->cache_a = job->cache_b = 0; /* nothing to pack */
+    for (i = 0; i < ZS_MAX_THREADS; i++) job->rc[i] = ZS_OK;
+    zs__pool_run(pool, zs__gemm_task, job);
+    for (i = 0; i < ZS_MAX_THREADS; i++)
+        if (job->rc[i]) return zs__fail(job->rc[i], "zs__sgemm: thread %d failed: %s", i, zs_status_str(job->rc[i]));
+    return ZS_OK;
+}
+
+/* batched: for b in [0,batch): C_b = alpha op(A_b) op(B_b) + beta C_b with
+   element strides sA, sB, sC between batch items (sB = 0 shares B). */
+ZS__PRIV int zs__sgemm_batched(zs__pool *pool, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                               const float *A, int64_t lda, int64_t sA, const float *B, int64_t ldb, int64_t sB,
+                               float beta, float *C, int64_t ldc, int64_t sC, int64_t batch) {
+    zs__gemm_job job;
+    zs__gemm_plan pl;
+    int nth, rc;
+    int64_t b;
+    if (batch < 0) return zs__fail(ZS_ERR_ARG, "zs__sgemm_batched: negative batch %lld", (long long)batch);
+    rc = zs__gemm_check(M, N, K, A, lda, ta, B, ldb, tb, C, ldc);
+    if (rc || M == 0 || N == 0 || batch == 0) return rc;
+    zs__gemm_job_init(&job, ta, tb, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch);
+    nth = (pool && !zs__tls_ws) ? pool->nth : 1;
+    pl = zs__gemm_choose(M, N, (K == 0 || alpha == 0.0f) ? 1 : K, batch, sB == 0, nth);
+    if (pl.par) {
+        job.tm = pl.tm;
+        job.tn = pl.tn;
+        job.cache_a = pl.cache_a;
+        job.cache_b = pl.cache_b;
+        return zs__gemm_run(pool, &job);
+    }
+    {   /* on the calling thread (or inside a pool task: its scratch) */
+        zs__arena local, *ws = zs__tls_ws ? zs__tls_ws : pool ? &pool->ws[0] : NULL;
+        if (!ws) zs__arena_init(ws = &local, (size_t)1 << 20, NULL);
+        for (b = 0; b < batch && rc == ZS_OK; b++) {
+            zs__gemm_prob q = job.p;
+            zs__gemm_item(&q, b, sA, sB, sC);
+            rc = zs__gemm_part(ws, &q, 0, M, 0, N, NULL, NULL);
+        }
+        if (ws == &local) zs__arena_free(&local);
+        return rc;
+    }
+}
+
+/* multi-threaded entry over the pool; bit-identical for any thread count */
+ZS__PRIV int zs__sgemm(zs__pool *pool, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float *A, int64_t lda, const float *B, int64_t ldb,
+                       float beta, float *C, int64_t ldc) {
+    return zs__sgemm_batched(pool, ta, tb, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
+}
+
+/* ==================================================================== */
+/* [impl:vmath] vectorised exp                                          */
+/* ==================================================================== */
+/* exp(x) by range reduction x = n ln2 + r, |r| <= ln2/2, and a degree-6
+   polynomial for e^r (Cephes expf coefficients), then scaling by 2^n.
+   Accuracy: max relative error 2.0e-7 (about 2 ulp) against expf over
+   [-87, 88] (tested in tests/test_core.c); exp(x < -87.3) = 0 (expf gives
+   subnormals there), exp(x > 88.7) = +Inf, NaN propagates. */
+
+#define ZS__EXP_HI 88.7228391f
+#define ZS__EXP_LO -87.3365447f
+
+/* scalar form of the same algorithm (used for tails and the NO_SIMD build) */
+ZS__PRIV float zs__expf(float x) {
+    float n, r, p;
+    int32_t e;
+    if (x != x) return x;
+    if (x > ZS__EXP_HI) return INFINITY;
+    if (x < ZS__EXP_LO) return 0.0f;
+    n = floorf(x * 1.44269504088896341f + 0.5f);
+    r = x - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    e = (int32_t)n;
+    /* 2^n in two steps so n = 128 (x near 88.7) does not overflow the exponent */
+    return p * zs__u2f((uint32_t)(127 + e / 2) << 23) * zs__u2f((uint32_t)(127 + e - e / 2) << 23);
+}
+
+#if defined(ZS__AVX2)
+ZS__PRIV __m256 zs__vexp(__m256 x) {
+    const __m256 hi = _mm256_set1_ps(ZS__EXP_HI), lo = _mm256_set1_ps(ZS__EXP_LO);
+    __m256 isnan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+    __m256 big = _mm256_cmp_ps(x, hi, _CMP_GT_OQ), small = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    __m256 xc = _mm256_max_ps(_mm256_min_ps(x, hi), lo);
+    __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
+    __m256 p, r2, s1, s2;
+    __m256i e, e1, e2;
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    r2 = _mm256_mul_ps(r, r);
+    p = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0f));
+    e = _mm256_cvtps_epi32(n);
+    e1 = _mm256_srai_epi32(e, 1);
+    e2 = _mm256_sub_epi32(e, e1);
+    s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e1, _mm256_set1_epi32(127)), 23));
+    s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e2, _mm256_set1_epi32(127)), 23));
+    p = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+    p = _mm256_blendv_ps(p, _mm256_set1_ps(INFINITY), big);
+    p = _mm256_blendv_ps(p, _mm256_setzero_ps(), small);
+    return _mm256_blendv_ps(p, x, isnan);
+}
+#endif
+
+/* y[i] = exp(x[i]); y may alias x */
+ZS__PRIV void zs__exp_n(float *y, const float *x, int64_t n) {
+    int64_t i = 0;
+#if defined(ZS__AVX2)
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, zs__vexp(_mm256_loadu_ps(x + i)));
+#endif
+    for (; i < n; i++) y[i] = zs__expf(x[i]);
+}
+
+/* In-place stable softmax of one row: x <- exp(x - max) / sum. Returns the
+   log of the normaliser (max + log(sum)), useful for log-softmax. */
+ZS__PRIV float zs__softmax_row(float *x, int64_t n) {
+    int64_t i = 0;
+    float mx = -INFINITY, s = 0.0f, inv;
+#if defined(ZS__AVX2)
+    if (n >= 8) {
+        __m256 vm = _mm256_loadu_ps(x), vs = _mm256_setzero_ps();
+        for (i = 8; i + 8 <= n; i += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + i));
+        mx = zs__vhmax(vm);
+        for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+        {
+            __m256 m8 = _mm256_set1_ps(mx);
+            for (i = 0; i + 8 <= n; i += 8) {
+                __m256 e = zs__vexp(_mm256_sub_ps(_mm256_loadu_ps(x + i), m8));
+                _mm256_storeu_ps(x + i, e);
+                vs = _mm256_add_ps(vs, e);
+            }
+        }
+        s = zs__vhsum(vs);
+        for (; i < n; i++) { x[i] = zs__expf(x[i] - mx); s += x[i]; }
+        goto norm;
+    }
+#endif
+    for (i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    for (i = 0; i < n; i++) { x[i] = zs__expf(x[i] - mx); s += x[i]; }
+#if defined(ZS__AVX2)
+norm:
+#endif
+    if (mx == -INFINITY) { /* all -inf: torch gives NaN; keep it defined as uniform 0 */
+        for (i = 0; i < n; i++) x[i] = 0.0f;
+        return -INFINITY;
+    }
+    inv = 1.0f / s;
+    i = 0;
+#if defined(ZS__AVX2)
+    {
+        __m256 vi = _mm256_set1_ps(inv);
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vi));
+    }
+#endif
+    for (; i < n; i++) x[i] *= inv;
+    return mx + logf(s);
+}
+
+/* scalar reference of zs__softmax_row, in double */
+ZS__PRIV void zs__softmax_row_ref(float *x, int64_t n) {
+    int64_t i;
+    double mx = -INFINITY, s = 0;
+    for (i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    for (i = 0; i < n; i++) s += exp((double)x[i] - mx);
+    for (i = 0; i < n; i++) x[i] = (float)(exp((double)x[i] - mx) / s);
+}
+
+/* ==================================================================== */
+/* [impl:views] reshape, transpose, slice, concat, gather, matmul       */
+/* ==================================================================== */
+
+/* dst (strided, 4-D aligned) += src (contiguous in logical order) */
+ZS__PRIV void zs__strided_acc(float *dst, const int64_t *shape4, const int64_t *stride4, const float *src) {
+    int64_t i0, i1, i2, i3, k = 0;
+    ZS__FOR4(shape4, i0, i1, i2, i3) {
+        dst[i0 * stride4[0] + i1 * stride4[1] + i2 * stride4[2] + i3 * stride4[3]] += src[k++];
+    }
+}
+
+/* contiguous dst (logical order) = strided src */
+ZS__PRIV void zs__strided_copy(float *dst, const float *src, const int64_t *shape4, const int64_t *stride4) {
+    int64_t i0, i1, i2, i3, k = 0;
+    if (stride4[3] == 1) {
+        for (i0 = 0; i0 < shape4[0]; i0++)
+            for (i1 = 0; i1 < shape4[1]; i1++)
+                for (i2 = 0; i2 < shape4[2]; i2++) {
+                    memcpy(dst + k, src + i0 * stride4[0] + i1 * stride4[1] + i2 * stride4[2], (size_t)shape4[3] * 4);
+                    k += shape4[3];
+                }
+        return;
+    }
+    ZS__FOR4(shape4, i0, i1, i2, i3) { dst[k++] = src[i0 * stride4[0] + i1 * stride4[1] + i2 * stride4[2] + i3 * stride4[3]]; }
+}
+
+/* gradient of a view: accumulate into the source's gradient through the
+   view's own strides relative to the source storage. Valid because every
+   view op keeps src[0] contiguous (zs_reshape copies non-contiguous input,
+   transpose/slice of a view compose through zs__view_base). */
+ZS__PRIV int zs__view_bwd(zs_ctx *ctx, zs_tensor *out) {
+    zs_tensor *a = out->src[0];
+    float *ga;
+    int64_t sh[4], st[4];
+    ZS__GRAD_OR_FAIL(ga, ctx, a);
+    if (!ga) return ZS_OK;
+    zs__align4(out, sh, st);
+    /* out->data = a->data + ip[0]; grad of a is contiguous with a's logical
+       layout, which equals a's storage layout (a is contiguous) */
+    zs__strided_acc(ga + out->ip[0], sh, st, out->grad);
+    return ZS_OK;
+}
+
+/* views are always taken of a contiguous tensor so their gradient maps
+   one-to-one onto its storage */
+ZS__PRIV zs_tensor *zs__contig(zs_ctx *ctx, zs_tensor *a);
+
+ZS__FN zs_tensor *zs_reshape(zs_ctx *ctx, zs_tensor *a, int ndim, const int64_t *shape) {
+    int64_t sh[ZS_MAX_DIMS], n = 1, na;
+    int i, neg = -1;
+    zs_tensor *t;
+    if (!a || !ctx) return NULL;
+    if (ndim < 0 || ndim > ZS_MAX_DIMS || (ndim && !shape)) { zs__fail(ZS_ERR_SHAPE, "zs_reshape: bad ndim %d", ndim); return zs__op_fail(ctx, ZS_ERR_SHAPE); }
+    na = zs_numel(a);
+    for (i = 0; i < ndim; i++) {
+        sh[i] = shape[i];
+        if (sh[i] == -1 && neg < 0) neg = i;
+        else if (sh[i] < 0) { zs__fail(ZS_ERR_SHAPE, "zs_reshape: bad dimension %lld", (long long)sh[i]); return zs__op_fail(ctx, ZS_ERR_SHAPE); }
+        else n *= sh[i];
+    }
+    if (neg >= 0) {
+        if (n == 0 || na % n) return zs__shape_fail(ctx, "zs_reshape", a, NULL, "cannot infer the -1 dimension");
+        sh[neg] = na / n;
+        n = na;
+    }
+    if (n != na) {
+        char s[96];
+        zs__fail(ZS_ERR_SHAPE, "zs_reshape: %s has %lld elements, the new shape %lld", zs_shape_str(a, s, sizeof s), (long long)na, (long long)n);
+        return zs__op_fail(ctx, ZS_ERR_SHAPE);
+    }
+    if (a->type == ZS_F32) a = zs__contig(ctx, a);
+    else if (!zs_is_contiguous(a)) { zs__fail(ZS_ERR_ARG, "zs_reshape: non-contiguous %s tensor", zs_type_name(a->type)); return zs__op_fail(ctx, ZS_ERR_ARG); }
+    if (!a) return NULL;
+    t = zs__view_new(ctx, "reshape", zs__view_bwd, a);
+    if (!t) return NULL;
+    t->ndim = ndim;
+    for (i = 0; i < ndim; i++) t->shape[i] = sh[i];
+    zs__set_contig_strides(t);
+    t->ip[0] = 0;
+    return t;
+}
+
+ZS__FN zs_tensor *zs_reshape2(zs_ctx *ctx, zs_tensor *a, int64_t n0, int64_t n1) {
+    int64_t s[2]; s[0] = n0; s[1] = n1;
+    return zs_reshape(ctx, a, 2, s);
+}
+ZS__FN zs_tensor *zs_reshape3(zs_ctx *ctx, zs_tensor *a, int64_t n0, int64_t n1, int64_t n2) {
+    int64_t s[3]; s[0] = n0; s[1] = n1; s[2] = n2;
+    return zs_reshape(ctx, a, 3, s);
+}
+ZS__FN zs_tensor *zs_reshape4(zs_ctx *ctx, zs_tensor *a, int64_t n0, int64_t n1, int64_t n2, int64_t n3) {
+    int64_t s[4]; s[0] = n0; s[1] = n1; s[2] = n2; s[3] = n3;
+    return zs_reshape(ctx, a, 4, s);
+}
+
+/* the contiguous tensor a view (chain) was taken of, and the view's offset */
+ZS__PRIV zs_tensor *zs__view_base(zs_tensor *a, int64_t *off) {
+    *off = 0;
+    while (a->op && a->backward == zs__view_bwd && a->src[0]) { *off += a->ip[0]; a = a->src[0]; }
+    /* views recorded without a tape (inference) have backward NULL: walk by op name */
+    while (a->op && a->src[0] && (!strcmp(a->op, "transpose") || !strcmp(a->op, "slice") || !strcmp(a->op, "reshape"))) {
+        *off += a->ip[0];
+        a = a->src[0];
+    }
+    return a;
+}
+
+ZS__FN zs_tensor *zs_transpose(zs_ctx *ctx, zs_tensor *a, int d0, int d1) {
+    zs_tensor *t, *base;
+    int64_t tmp, off;
+    if (!a || !ctx) return NULL;
+    if (d0 < 0) d0 += a->ndim;
+    if (d1 < 0) d1 += a->ndim;
+    if (d0 < 0 || d1 < 0 || d0 >= a->ndim || d1 >= a->ndim) return zs__shape_fail(ctx, "zs_transpose", a, NULL, "dimension out of range");
+    base = zs__view_base(a, &off);
+    t = zs__view_new(ctx, "transpose", zs__view_bwd, base);
+    if (!t) return NULL;
+    t->ndim = a->ndim;
+    memcpy(t->shape, a->shape, sizeof t->shape);
+    memcpy(t->stride, a->stride, sizeof t->stride);
+    t->data = a->data;
+    t->ip[0] = off;
+    tmp = t->shape[d0]; t->shape[d0] = t->shape[d1]; t->shape[d1] = tmp;
+    tmp = t->stride[d0]; t->stride[d0] = t->stride[d1]; t->stride[d1] = tmp;
+    return t;
+}
+
+ZS__FN zs_tensor *zs_slice(zs_ctx *ctx, zs_tensor *a, int dim, int64_t start, int64_t end) {
+    zs_tensor *t, *base;
+    int64_t off;
+    if (!a || !ctx) return NULL;
+    if (dim < 0) dim += a->ndim;
+    if (dim < 0 || dim >= a->ndim) return zs__shape_fail(ctx, "zs_slice", a, NULL, "dimension out of range");
+    if (start < 0 || end > a->shape[dim] || start > end) {
+        char s[96];
+        zs__fail(ZS_ERR_SHAPE, "zs_slice: range [%lld,%lld) outside dimension %d of %s", (long long)start, (long long)end, dim, zs_shape_str(a, s, sizeof s));
+        return zs__op_fail(ctx, ZS_ERR_SHAPE);
+    }
+    base = zs__view_base(a, &off);
+    t = zs__view_new(ctx, "slice", zs__view_bwd, base);
+    if (!t) return NULL;
+    t->ndim = a->ndim;
+    memcpy(t->shape, a->shape, sizeof t->shape);
+    memcpy(t->stride, a->stride, sizeof t->stride);
+    t->shape[dim] = end - start;
+    t->data = (char *)a->data + start * a->stride[dim] * (int64_t)zs_type_size(a->type);
+    t->ip[0] = off + start * a->stride[dim];
+    return t;
+}
+
+/* -- contiguous copy -- */
+ZS__PRIV int zs__contig_bwd(zs_ctx *ctx, zs_tensor *out) {
+    zs_tensor *a = out->src[0];
+    float *ga;
+    ZS__GRAD_OR_FAIL(ga, ctx, a);
+    if (ga) {
+        int64_t i, n = zs_numel(a);
+        for (i = 0; i < n; i++) ga[i] += out->grad[i];
+    }
+    return ZS_OK;
+}
+
+ZS__FN zs_tensor *zs_contiguous(zs_ctx *ctx, zs_tensor *a) {
+    zs_tensor *t;
+    int64_t sh[4], st[4];
+    if (!zs__ok1(ctx, a, "zs_contiguous")) return NULL;
+    t = zs__op_new(ctx, "contiguous", zs__contig_bwd, a->ndim, a->shape, a, NULL, NULL, NULL);
+    if (!t) return NULL;
+    zs__align4(a, sh, st);
+    zs__strided_copy((float *)t->data, (const float *)a->data, sh, st);
+    return t;
+}
+
+ZS__PRIV zs_tensor *zs__contig(zs_ctx *ctx, zs_tensor *a) {
+    if (!a) return NULL;
+    return zs_is_contiguous(a) ? a : zs_contiguous(ctx, a);
+}
+
+/* -- concat -- */
+ZS__PRIV int zs__concat_bwd(zs_ctx *ctx, zs_tensor *out) {
+    /* saved: array of n input pointers; ip[0] = n, ip[1] = dim */
+    zs_tensor **xs = (zs_tensor **)out->saved;
+    int n = (int)out->ip[0], dim = (int)out->ip[1], i;
+    int64_t outer = 1, inner = 1, d, o, pos = 0, L = out->shape[dim];
+    for (d = 0; d < dim; d++) outer *= out->shape[d];
+    for (d = dim + 1; d < out->ndim; d++) inner *= out->shape[d];
+    for (i = 0; i < n; i++) {
+        int64_t li = xs[i]->shape[dim];
+        float *g;
+        ZS__GRAD_OR_FAIL(g, ctx, xs[i]);
+        if (g)
+            for (o = 0; o < outer; o++) {
+                const float *src = out->grad + (o * L + pos) * inner;
+                float *dst = g + o * li * inner;
+                int64_t k;
+                for (k = 0; k < li * inner; k++) dst[k] += src[k];
+            }
+        pos += li;
+    }
+    return ZS_OK;
+}
+
+ZS__FN zs_tensor *zs_concat(zs_ctx *ctx, zs_tensor *const *xs, int n, int dim) {
+    int64_t shape[ZS_MAX_DIMS], outer = 1, inner = 1, L, pos = 0, o;
+    zs_tensor **cx, *t;
+    int i, d, any_grad = 0;
+    if (!ctx || !xs || n < 1) { zs__fail(ZS_ERR_ARG, "zs_concat: need at least one input"); return zs__op_fail(ctx, ZS_ERR_ARG); }
+    for (i = 0; i < n; i++) if (!zs__ok1(ctx, xs[i], "zs_concat")) return NULL;
+    if (dim < 0) dim += xs[0]->ndim;
+    if (dim < 0 || dim >= xs[0]->ndim) return zs__shape_fail(ctx, "zs_concat", xs[0], NULL, "dimension out of range");
+    memcpy(shape, xs[0]->shape, sizeof shape);
+    L = 0;
+    for (i = 0; i < n; i++) {
+        if (xs[i]->ndim != xs[0]->ndim) return zs__shape_fail(ctx, "zs_concat", xs[0], xs[i], "inputs differ in rank");
+        for (d = 0; d < xs[0]->ndim; d++)
+            if (d != dim && xs[i]->shape[d] != shape[d]) return zs__shape_fail(ctx, "zs_concat", xs[0], xs[i], "inputs differ outside the concat dimension");
+        L += xs[i]->shape[dim];
+        any_grad |= zs__needs_grad(xs[i]);
+    }
+    shape[dim] = L;
+    cx = (zs_tensor **)zs__arena_alloc(&ctx->arena, (size_t)n * sizeof(zs_tensor *));
+    if (!cx) { zs__fail(ZS_ERR_NOMEM, "zs_concat: arena exhausted"); return zs__op_fail(ctx, ZS_ERR_NOMEM); }
+    for (i = 0; i < n; i++) if (!(cx[i] = zs__contig(ctx, xs[i]))) return NULL;
+    /* more than 4 sources: the tape link goes through src[0] for recording,
+       the full list lives in saved */
+    t = zs__op_new(ctx, "concat", zs__concat_bwd, xs[0]->ndim, shape, any_grad ? cx[0] : NULL, NULL, NULL, NULL);
+    if (!t) return NULL;
+    if (any_grad && !(t->flags & ZS_FLAG_ON_TAPE) && ctx->grad_enabled) {
+        t->flags |= ZS_FLAG_REQUIRES_GRAD | ZS_FLAG_ON_TAPE;
+        t->backward = zs__concat_bwd;
+        t->tape_prev = ctx->tape;
+        ctx->tape = t;
+    }
+    t->src[0] = cx[0];
+    t->saved = cx;
+    t->ip[0] = n;
+    t->ip[1] = dim;
+    for (d = 0; d < dim; d++) outer *= shape[d];
+    for (d = dim + 1; d < xs[0]->ndim; d++) inner *= shape[d];
+    for (i = 0; i < n; i++) {
+        int64_t li = cx[i]->shape[dim];
+        for (o = 0; o < outer; o++)
+            memcpy((float *)t->data + (o * L + pos) * inner, (const float *)cx[i]->data + o * li * inner, (size_t)(li * inner) * 4);
+        pos += li;
+    }
+    return t;
+}
+
+/* -- gather rows along dim 0 -- */
+ZS__PRIV int zs__gather_bwd(zs_ctx *ctx, zs_tensor *out) {
+    zs_tensor *a = out->src[0];
+    const int32_t *idx = (const int32_t *)out->saved;
+    int64_t i, k, n = out->shape[0], row = zs_numel(a) / (a->shape[0] ? a->shape[0] : 1);
+    float *ga;
+    ZS__GRAD_OR_FAIL(ga, ctx, a);
+    if (ga)
+        for (i = 0; i < n; i++)
+            for (k = 0; k < row; k++) ga[(int64_t)idx[i] * row + k] += out->grad[i * row + k];
+    return ZS_OK;
+}
+
+ZS__FN zs_tensor *zs_gather(zs_ctx *ctx, zs_tensor *a, const int32_t *idx, int64_t n) {
+    int64_t shape[ZS_MAX_DIMS], i, row;
+    int32_t *cidx;
+    zs_tensor *t;
+    if (!zs__ok1(ctx, a, "zs_gather")) return NULL;
+    if (a->ndim < 1 || n < 0 || (n && !idx)) return zs__shape_fail(ctx, "zs_gather", a, NULL, "need rank >= 1 and an index array");
+    for (i = 0; i < n; i++)
+        if (idx[i] < 0 || idx[i] >= a->shape[0]) {
+            zs__fail(ZS_ERR_ARG, "zs_gather: index %lld = %d outside [0,%lld)", (long long)i, (int)idx[i], (long long)a->shape[0]);
+            return zs__op_fail(ctx, ZS_ERR_ARG);
+        }
+    a = zs__contig(ctx, a);
+    if (!a) return NULL;
+    memcpy(shape, a->shape, sizeof shape);
+    shape[0] = n;
+    row = a->shape[0] ? zs_numel(a) / a->shape[0] : 0;
+    t = zs__op_new(ctx, "gather", zs__gather_bwd, a->ndim, shape, a, NULL, NULL, NULL);
+    if (!t) return NULL;
+    cidx = (int32_t *)zs__arena_alloc(&ctx->arena, (size_t)(n ? n : 1) * 4);
+    if (!cidx) { zs__fail(ZS_ERR_NOMEM, "zs_gather: arena exhausted"); return zs__op_fail(ctx, ZS_ERR_NOMEM); }
+    if (n) memcpy(cidx, idx, (size_t)n * 4);
+    t->saved = cidx;
+    for (i = 0; i < n; i++) memcpy((float *)t->data + i * row, (const float *)a->data + (int64_t)idx[i] * row, (size_t)row * 4);
+    return t;
+}
+
+/* -- storage conversion -- */
+ZS__FN zs_tensor *zs_to_f32(zs_ctx *ctx, zs_tensor *a) {
+    zs_tensor *t;
+    if (!a || !ctx) return NULL;
+    if (a->type == ZS_F32) return zs__contig(ctx, a);
+    if (a->type != ZS_F16 && a->type != ZS_BF16) { zs__fail(ZS_ERR_ARG, "zs_to_f32: cannot convert %s", zs_type_name(a->type)); return zs__op_fail(ctx, ZS_ERR_ARG); }
+    t = zs_tensor_new(ctx, ZS_F32, a->ndim, a->shape);
+    if (!t) return NULL;
+    t->op = "to_f32";
+    if (zs_tensor_copy_out(t->data, ZS_F32, a) != ZS_OK) return zs__op_fail(ctx, ZS_ERR_ARG);
+    return t;
+}
+
+/* -- matmul -- */
+/* A matmul operand as (pointer, leading dimension, transposed flag) without
+   copying: a 2-D slice of a tensor whose last or second-to-last dim has
+   stride 1 maps straight onto SGEMM's transpose flags. */
+typedef struct zs__mm_arg { const float *p; int64_t ld, bstride; int trans; } zs__mm_arg;
+
+/* rows, cols = the stored matrix dims of the last two axes of t */
+ZS__PRIV int zs__mm_view(const zs_tensor *t, int want_trans, zs__mm_arg *m) {
+    int r = t->ndim - 2, c = t->ndim - 1;
+    int64_t bs = t->ndim >= 3 ? t->stride[t->ndim - 3] : 0;
+    if (t->stride[c] == 1 || t->shape[c] == 1) {
+        m->ld = t->shape[r] == 1 ? (t->shape[c] > 0 ? t->shape[c] : 1) : t->stride[r];
+        if (m->ld < t->shape[c]) return 0;
+        m->trans = want_trans;
+    } else if (t->stride[r] == 1 || t->shape[r] == 1) {
+        m->ld = t->shape[c] == 1 ? (t->shape[r] > 0 ? t->shape[r] : 1) : t->stride[c];
+        if (m->ld < t->shape[r]) return 0;
+        m->trans = !want_trans;
+    } else {
+        return 0;
+    }
+    /* batch dims must collapse to one stride */
+    if (t->ndim == 4 && t->stride[0] != t->stride[1] * t->shape[1] && t->shape[0] > 1 && t->shape[1] > 1) return 0;
+    m->bstride = bs;
+    m->p = (const float *)t->data;
+    return 1;
+}
+
+ZS__PRIV int64_t zs__batch_count(const zs_tensor *t) {
+    int64_t b = 1;
+    int i;
+    for (i = 0; i + 2 < t->ndim; i++) b *= t->shape[i];
+    return b;
+}
+
+/* C_b (+)= op(A_b) op(B_b) for all batches; A/B given as tensors with flags */
+ZS__PRIV int zs__mm_run(zs_ctx *ctx, zs_tensor *A, int ta, zs_tensor *B, int tb, float beta, float *C,
+                        int64_t M, int64_t N, int64_t K, int64_t batch, int b_shared) {
+    zs__mm_arg a, b;
+    if (!zs__mm_view(A, ta, &a) || !zs__mm_view(B, tb, &b)) return ZS_ERR_STATE;
+    return zs__sgemm_batched(&ctx->pool, a.trans, b.trans, M, N, K, 1.0f, a.p, a.ld, a.bstride,
+                             b.p, b.ld, b_shared ? 0 : b.bstride, beta, C, N, M * N, batch);
+}
+
+ZS__PRIV int zs__matmul_bwd(zs_ctx *ctx, zs_tensor *out) {
+    zs_tensor *a = out->src[0], *b = out->src[1];
+    int ta = (int)out->ip[0], tb = (int)out->ip[1], b_shared = (int)out->ip[2];
+    int64_t M = out->shape[out->ndim - 2], N = out->shape[out->ndim - 1];
+    int64_t K = ta ? a->shape[a->ndim - 2] : a->shape[a->ndim - 1];
+    int64_t batch = zs__batch_count(out), i;
+    float *ga, *gb;
+    zs_tensor G;
+    int rc;
+    ZS__GRAD_OR_FAIL(ga, ctx, a);
+    ZS__GRAD_OR_FAIL(gb, ctx, b);
+    /* a header over out->grad so the same stride logic applies */
+    G = *out;
+    G.data = out->grad;
+    zs__set_contig_strides(&G);
+    if (ga) {
+        /* dA = dC op(B)^T  (ta=0: [M,K]);  ta=1: dA = op(B) dC^T ([K,M]) */
+        zs__mm_arg g, bb;
+        if (!zs__mm_view(&G, 0, &g) || !zs__mm_view(b, 0, &bb)) return ZS_ERR_STATE;
+        if (!ta) {
+            /* [M,N] x op(B)^T[N,K]: B stored [K,N] (tb=0) -> use B^T; stored [N,K] (tb=1) -> plain */
+            zs__mm_arg bt;
+            if (!zs__mm_view(b, !tb, &bt)) return ZS_ERR_STATE;
+            for (i = 0; i < batch; i++) {
+                rc = zs__sgemm(&ctx->pool, 0, bt.trans, M, K, N, 1.0f, g.p + i * M * N, N,
+                               bt.p + (b_shared ? 0 : i * bt.bstride), bt.ld, 1.0f, ga + i * M * K, K);
+                if (rc) return rc;
+            }
+        } else {
+            /* dA [K,M] = op(B)[K,N] dC^T [N,M] */
+            zs__mm_arg bo;
+            if (!zs__mm_view(b, tb, &bo)) return ZS_ERR_STATE;
+            for (i = 0; i < batch; i++) {
+                rc = zs__sgemm(&ctx->pool, bo.trans, 1, K, M, N, 1.0f, bo.p + (b_shared ? 0 : i * bo.bstride), bo.ld,
+                               g.p + i * M * N, N, 1.0f, ga + i * M * K, M);
+                if (rc) return rc;
+            }
+        }
+        (void)bb;
+    }
+    if (gb) {
+        zs__mm_arg ao;
+        if (!zs__mm_view(a, ta, &ao)) return ZS_ERR_STATE;
+        for (i = 0; i < batch; i++) {
+            const float *ap = ao.p + i * ao.bstride, *gp = out->grad + i * M * N;
+            float *gbp = gb + (b_shared ? 0 : i * K * N);
+            if (!tb) /* dB [K,N] = op(A)^T [K,M] dC [M,N] */
+                rc = zs__sgemm(&ctx->pool, !ao.trans, 0, K, N, M, 1.0f, ap, ao.ld, gp, N, 1.0f, gbp, N);
+            else     /* dB [N,K] = dC^T [N,M] op(A) [M,K] */
+                rc = zs__sgemm(&ctx->pool, 1, ao.trans, N, K, M, 1.0f, gp, N, ap, ao.ld, 1.0f, gbp, K);
+            if (rc) return rc;
+        }
+    }
+    return ZS_OK;
+}
+
+ZS__FN zs_tensor *zs_matmul(zs_ctx *ctx, zs_tensor *a, zs_tensor *b, int ta, int tb) {
+    int64_t shape[ZS_MAX_DIMS], M, K, K2, N;
+    int i, b_shared;
+    zs_tensor *t;
+    zs__mm_arg tmp;
+    if (!zs__ok2(ctx, a, b, "zs_matmul")) return NULL;
+    if (a->ndim < 2 || b->ndim < 2) return zs__shape_fail(ctx, "zs_matmul", a, b, "both operands need rank >= 2");
+    b_shared = b->ndim == 2 && a->ndim > 2;
+    if (!b_shared) {
+        if (a->ndim != b->ndim) return zs__shape_fail(ctx, "zs_matmul", a, b, "batch dims differ (b may be 2-D to share it)");
+        for (i = 0; i + 2 < a->ndim; i++)
+            if (a->shape[i] != b->shape[i]) return zs__shape_fail(ctx, "zs_matmul", a, b, "batch dims differ");
+    }
+    M = ta ? a->shape[a->ndim - 1] : a->shape[a->ndim - 2];
+    K = ta ? a->shape[a->ndim - 2] : a->shape[a->ndim - 1];
+    K2 = tb ? b->shape[b->ndim - 1] : b->shape[b->ndim - 2];
+    N = tb ? b->shape[b->ndim - 2] : b->shape[b->ndim - 1];
+    if (K != K2) return zs__shape_fail(ctx, "zs_matmul", a, b, "inner dimensions differ");
+    /* operands SGEMM cannot address in place are made contiguous */
+    if (!zs__mm_view(a, ta, &tmp)) a = zs_contiguous(ctx, a);
+    if (!zs__mm_view(b, tb, &tmp)) b = zs_contiguous(ctx, b);
+    if (!a || !b) return NULL;
+    for (i = 0; i + 2 < a->ndim; i++) shape[i] = a->shape[i];
+    shape[a->ndim - 2] = M;
+    shape[a->ndim - 1] = N;
+    t = zs__op_new(ctx, "matmul", zs__matmul_bwd, a->ndim, shape, a, b, NULL, NULL);
+    if (!t) return NULL;
+    t->ip[0] = ta; t->ip[1] = tb; t->ip[2] = b_shared;
+    if (b_shared && !ta && zs_is_contiguous(a)) {
+        /* fold the batch into M: one big GEMM */
+        zs__mm_arg bb;
+        zs__mm_view(b, tb, &bb);
+        if (zs__sgemm(&ctx->pool, 0, bb.trans, zs__batch_count(a) * M, N, K, 1.0f, (const float *)a->data, K,
+                      bb.p, bb.ld, 0.0f, (float *)t->data, N) != ZS_OK)
+            return zs__op_fail(ctx, ZS_ERR_NOMEM);
+        return t;
+    }
+    if (zs__mm_run(ctx, a, ta, b, tb, 0.0f, (float *)t->data, M, N, K, zs__batch_count(a), b_shared) != ZS_OK) {
+        zs__fail(ZS_ERR_NOMEM, "zs_matmul: kernel failed");
+        return zs__op_fail(ctx, ZS_ERR_NOMEM);
+    }
+    return t;
+}
+
+/* -- linear: x [.., in] w [out, in] b [out] -- */
+ZS__PRIV int zs__linear_bwd(zs_ctx *ctx, zs_tensor *out) {
+    zs_tensor *x = out->src[0], *w = out->src[1], *b = out->src[2];
+    int64_t O = w->shape[0], I = w->shape[1], R = zs_numel(x) / (I ? I : 1), r, o;
+    float *gx, *gw, *gb;
+    int rc;
+    ZS__GRAD_OR_FAIL(gx, ctx, x);
+    ZS__GRAD_OR_FAIL(gw, ctx, w);
+    ZS__GRAD_OR_FAIL(gb, ctx, b);
+    if (gx) { /* dX [R,I] += dY [R,O] W [O,I] */
+        rc = zs__sgemm(&ctx->pool, 0, 0, R, I, O, 1.0f, out->grad, O, (const float *)w->data, I, 1.0f, gx, I);
+        if (rc) return rc;
+    }
+    if (gw) { /* dW [O,I] += dY^T [O,R] X [R,I] */
+        rc = zs__sgemm(&ctx->pool, 1, 0, O, I, R, 1.0f, out->grad, O, (const float *)x->data, I, 1.0f, gw, I);
+        if (rc) return rc;
+    }
+    if (gb) /* fixed row order: identical for every thread count */
+        for (r = 0; r < R; r++)
+            for (o = 0; o < O; o++) gb[o] += out->grad[r * O + o];
+    return ZS_OK;
+}
+
+ZS__FN zs_tensor *zs_linear(zs_ctx *ctx, zs_tensor *x, zs_tensor *w, zs_tensor *b) {
+    int64_t shape[ZS_MAX_DIMS], O, I, R, r;
+    zs_tensor *t;
+    if (!zs__ok2(ctx, x, w, "zs_linear") || (b && !zs__ok1(ctx, b, "zs_linear"))) return NULL;
+    if (w->ndim != 2) return zs__shape_fail(ctx, "zs_linear", w, NULL, "weight must be [out,in]");
+    if (x->ndim < 1 || x->shape[x->ndim - 1] != w->shape[1]) return zs__shape_fail(ctx, "zs_linear", x, w, "last dim of x must equal weight's in");
+    if (b && (b->ndim != 1 || b->shape[0] != w->shape[0])) return zs__shape_fail(ctx, "zs_linear", b, w, "bias must be [out]");
+    x = zs__contig(ctx, x);
+    w = zs__contig(ctx, w);
+    if (!x || !w) return NULL;
+    O = w->shape[0]; I = w->shape[1];
+    R = I ? zs_numel(x) / I : 0;
+    memcpy(shape, x->shape, sizeof shape);
+    shape[x->ndim - 1] = O;
+    t = zs__op_new(ctx, "linear", zs__linear_bwd, x->ndim, shape, x, w, b, NULL);
+    if (!t) return NULL;
+    if (b) {
+        float *y = (float *)t->data;
+        for (r = 0; r < R; r++) memcpy(y + r * O, b->data, (size_t)O * 4);
+    }
+    if (zs__sgemm(&ctx->pool, 0, 1, R, O, I, 1.0f, (const float *)x->data, I, (const float *)w->data, I,
+                  b ? 1.0f : 0.0f, (float *)t->data, O) != ZS_OK) {
+        zs__fail(ZS_ERR_NOMEM, "zs_linear: kernel failed");
+        return zs__op_fail(ctx, ZS_ERR_NOMEM);
+    }
+    return t;
+}
+
+/* ==================================================================== */
+/* [impl:elem] elementwise, reductions, activations, norms              */
+/* ==================================================================== */
+/* Every kernel here that has a vector path has a plain scalar reference
+   (zs__X_ref, double precision where it matters) beside it; the tests compare
+   the two on odd sizes and on model-sized shapes.
+
+   Threads and determinism. Results are bit-identical for any thread count:
+   - flat elementwise loops are cut at fixed multiples of ZS__EBLK elements
+     (zs__ew_run), so whether an element goes through the vector body or the
+     scalar tail depends on its index only, never on the split;
+   - row ops (softmax, norms) give each row wholly to one thread;
+   - reductions never split a sum across threads: broadcast gradients are
+     split over the dimensions that are NOT summed; sum/mean use fixed
+     chunks of ZS__EBLK elements summed in double, then the chunk sums in
+     order; LayerNorm dw/db use per-chunk partial sums over ZS__LN_CHUNK rows,
+     combined in chunk order.
+
+   Accuracy of the special functions (tests/test_elem.c, dense grid over
+   [-10, 10] against libm in double; AVX2 and scalar paths, gcc and clang):
+     erf (zs__erff, zs__erf_n)  max abs error 1.1e-7, max rel error 1.7e-7
+     GELU forward               max rel error 4.1e-7 (outputs down to -7.6e-23
+                                at x = -10 are relative-accurate)
+     GELU derivative            max abs error 2.1e-7 (rel 2e-7 in the tail)
+     exp(-z^2) via zs__exp_hl   max rel error 1.0e-7 for z in [0, 10]
+   With -ffast-math: GELU 5e-7, erf 1.1e-7 (zs__exp_hl keeps its exact step
+   behind ZS__FP_KEEP). */
+
+#define ZS__EBLK 4096          /* elements per flat work block (multiple of every vector width) */
+#define ZS__EW_MIN 32768       /* elements a thread should get before splitting is worth it */
+#define ZS__LN_CHUNK 32        /* rows per LayerNorm dw/db partial sum */
+
+/* -- flat loops over fixed blocks ------------------------------------- */
+
+/* elementwise job ops (zs__ew_task) */
+enum {
+    ZS__U_ACC = 0, ZS__U_NACC,  /* y += x, y -= x */
+    ZS__U_AXPY, ZS__U_SCALE, ZS__U_ADDS, ZS__U_ADDC,
+    ZS__U_RELU, ZS__U_RELU_BWD, ZS__U_GELU, ZS__U_GELU_BWD,
+    ZS__U_SIGMOID, ZS__U_SIGMOID_BWD, ZS__U_SOFTPLUS, ZS__U_SOFTPLUS_BWD,
+    ZS__U_DROPOUT, ZS__U_DROPOUT_BWD
+};
+
+typedef struct zs__ew_job {
+    int op;
+    float *y;            /* output, or the gradient accumulated into */
+    const float *x, *g;  /* operand; output gradient (backward) */
+    float s, s2;         /* scalar parameters */
+    uint64_t key;        /* dropout */
+} zs__ew_job;
+
+ZS__PRIV void zs__ew_task(void *arg, int64_t lo, int64_t hi);
+
+typedef void (*zs__ew_fn)(void *arg, int64_t lo, int64_t hi);
+typedef struct zs__ew_run_job { zs__ew_fn fn; void *arg; int64_t n; } zs__ew_run_job;
+
+ZS__PRIV void zs__ew_run_task(void *a, int64_t blo, int64_t bhi, zs__arena *ws) {
+    zs__ew_run_job *j = (zs__ew_run_job *)a;
+    int64_t lo = blo * ZS__EBLK, hi = bhi * ZS__EBLK;
+    (void)ws;
+    if (hi > j->n) hi = j->n;
+    if (hi > lo) j->fn(j->arg, lo, hi);
+}
+
+/* fn(arg, lo, hi) over [0, n), cut at multiples of ZS__EBLK; min_elems is
+   the work one thread should at least get (cheap ops: ZS__EW_MIN) */
+ZS__PRIV void zs__ew_run(zs_ctx *ctx, int64_t n, int64_t min_elems, zs__ew_fn fn, void *arg) {
+    zs__ew_run_job j;
+    int64_t nb = (n + ZS__EBLK - 1) / ZS__EBLK, minb = (min_elems + ZS__EBLK - 1) / ZS__EBLK;
+    j.fn = fn; j.arg = arg; j.n = n;
+    if (n <= 0) return;
+    zs__parallel_rows(ctx, nb, minb > 0 ? minb : 1, zs__ew_run_task, &j);
+}
+
+/* -- row helpers (vector macro layer; fixed summation order) ----------- */
+
+/* sum x[0..n): two ZS__VW-lane accumulators, lane sum, then the tail */
+ZS__PRIV float zs__row_sum(const float *x, int64_t n) {
+    int64_t i = 0;
+    float s;
+    zs__vf a0 = zs__vzero(), a1 = zs__vzero();
+    for (; i + 2 * ZS__VW <= n; i += 2 * ZS__VW) {
+        a0 = zs__vadd(a0, zs__vload(x + i));
+        a1 = zs__vadd(a1, zs__vload(x + i + ZS__VW));
+    }
+    for (; i + ZS__VW <= n; i += ZS__VW) a0 = zs__vadd(a0, zs__vload(x + i));
+    s = zs__vhsum(zs__vadd(a0, a1));
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
+/* sum x[i] * y[i] */
+ZS__PRIV float zs__row_dot(const float *x, const float *y, int64_t n) {
+    int64_t i = 0;
+    float s;
+    zs__vf a0 = zs__vzero(), a1 = zs__vzero();
+    for (; i + 2 * ZS__VW <= n; i += 2 * ZS__VW) {
+        a0 = zs__vfma(zs__vload(x + i), zs__vload(y + i), a0);
+        a1 = zs__vfma(zs__vload(x + i + ZS__VW), zs__vload(y + i + ZS__VW), a1);
+    }
+    for (; i + ZS__VW <= n; i += ZS__VW) a0 = zs__vfma(zs__vload(x + i), zs__vload(y + i), a0);
+    s = zs__vhsum(zs__vadd(a0, a1));
+    for (; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+
+/* sum (x[i] - m)^2 */
+ZS__PRIV float zs__row_sqdev(const float *x, float m, int64_t n) {
+    int64_t i = 0;
+    float s;
+    zs__vf a0 = zs__vzero(), a1 = zs__vzero(), vm = zs__vset1(m);
+    for (; i + 2 * ZS__VW <= n; i += 2 * ZS__VW) {
+        zs__vf d0 = zs__vsub(zs__vload(x + i), vm), d1 = zs__vsub(zs__vload(x + i + ZS__VW), vm);
+        a0 = zs__vfma(d0, d0, a0);
+        a1 = zs__vfma(d1, d1, a1);
+    }
+    for (; i + ZS__VW <= n; i += ZS__VW) {
+        zs__vf d0 = zs__vsub(zs__vload(x + i), vm);
+        a0 = zs__vfma(d0, d0, a0);
+    }
+    s = zs__vhsum(zs__vadd(a0, a1));
+    for (; i < n; i++) s += (x[i] - m) * (x[i] - m);
+    return s;
+}
+
+/* y[i] += x[i] (neg: -=); exact, so vector and scalar paths agree bit for bit */
+ZS__PRIV void zs__ew_acc_n(float *y, const float *x, int64_t n, int neg) {
+    int64_t i = 0;
+    if (neg) {
+        for (; i + ZS__VW <= n; i += ZS__VW) zs__vstore(y + i, zs__vsub(zs__vload(y + i), zs__vload(x + i)));
+        for (; i < n; i++) y[i] -= x[i];
+    } else {
+        for (; i + ZS__VW <= n; i += ZS__VW) zs__vstore(y + i, zs__vadd(zs__vload(y + i), zs__vload(x + i)));
+        for (; i < n; i++) y[i] += x[i];
+    }
+}
+
+/* y[i] += s * x[i] */
+ZS__PRIV void zs__ew_axpy_n(float *y, const float *x, float s, int64_t n) {
+    int64_t i = 0;
+    zs__vf vs = zs__vset1(s);
+    for (; i + ZS__VW <= n; i += ZS__VW) zs__vstore(y + i, zs__vfma(zs__vload(x + i), vs, zs__vload(y + i)));
+    for (; i < n; i++) y[i] += s * x[i];
+}
+
+/* y[i] = s * x[i] (y may alias x) */
+ZS__PRIV void zs__ew_scale_n(float *y, const float *x, float s, int64_t n) {
+    int64_t i = 0;
+    zs__vf vs = zs__vset1(s);
+    for (; i + ZS__VW <= n; i += ZS__VW) zs__vstore(y + i, zs__vmul(zs__vload(x + i), vs));
+    for (; i < n; i++) y[i] = s * x[i];
+}
+ZS__PRIV void zs__ew_scale_ref(float *y, const float *x, float s, int64_t n) {
+    int64_t i;
+    for (i = 0; i < n; i++) y[i] = s * x[i];
+}
+
+/* y[i] = x[i] + s; with x == NULL: y[i] += s */
+ZS__PRIV void zs__ew_adds_n(float *y, const float *x, float s, int64_t n) {
+    int64_t i = 0;
+    zs__vf vs = zs__vset1(s);
+    if (!x) x = y;
+    for (; i + ZS__VW <= n; i += ZS__VW) zs__vstore(y + i, zs__vadd(zs__vload(x + i), vs));
+    for (; i < n; i++) y[i] = x[i] + s;
+}
+
+/* ==================================================================== */
+/* binary ops with numpy broadcasting                                   */
+/* ==================================================================== */
+/* Shapes are right-aligned to 4 dims; a dim of size 1 broadcasts (stride 0).
+   Adjacent dims whose strides chain in every operand are merged, so
+   [B,T,D] + [D] runs as rows [B*T, D] + one vector row (the bias fast path)
+   and same-shape contiguous operands run as one flat row. */
+
+enum { ZS__B_ADD = 0, ZS__B_SUB = 1, ZS__B_MUL = 2, ZS__B_ACCMUL = 3 /* y += a*b */ };
+
+#define ZS__BIN_ROW(VEXPR, SEXPR)                                                            \
+    do {                                                                                     \
+        if (sa == 1 && sb == 1) {                                                            \
+            for (; i + ZS__VW <= n; i += ZS__VW) {                                           \
+                zs__vf va = zs__vload(a + i), vb = zs__vload(b + i);                         \
+                zs__vstore(y + i, VEXPR);                                                    \
+            }                                                                                \
+            for (; i < n; i++) { float xa = a[i], xb = b[i]; y[i] = SEXPR; }                 \
+        } else if (sa == 1 && sb == 0) {                                                     \
+            float xb = b[0];                                                                 \
+            zs__vf vb = zs__vset1(xb);                                                       \
+            for (; i + ZS__VW <= n; i += ZS__VW) {                                           \
+                zs__vf va = zs__vload(a + i);                                                \
+                zs__vstore(y + i, VEXPR);                                                    \
+            }                                                                                \
+            for (; i < n; i++) { float xa = a[i]; y[i] = SEXPR; }                            \
+        } else if (sa == 0 && sb == 1) {                                                     \
+            float xa = a[0];                                                                 \
+            zs__vf va = zs__vset1(xa);                                                       \
+            for (; i + ZS__VW <= n; i += ZS__VW) {                                           \
+                zs__vf vb = zs__vload(b + i);                                                \
+                zs__vstore(y + i, VEXPR);                                                    \
+            }                                                                                \
+            for (; i < n; i++) { float xb = b[i]; y[i] = SEXPR; }                            \
+        } else {                                                                             \
+            for (; i < n; i++) { float xa = a[i * sa], xb = b[i * sb]; y[i] = SEXPR; }       \
+        }                                                                                    \
+    } while (0)
+
+/* y[i] = a[i*sa] op b[i*sb] for i < n (sa, sb of 0 or 1 take vector paths).
+   add/sub/mul round once in either path, so the results are exact matches
+   of zs__bin_row_ref. */
+ZS__PRIV void zs__bin_row(int op, float *y, const float *a, int64_t sa, const float *b, int64_t sb, int64_t n) {
+    int64_t i = 0;
+    switch (op) {
+    case ZS__B_ADD: ZS__BIN_ROW(zs__vadd(va, vb), xa + xb); break;
+    case ZS__B_SUB: ZS__BIN_ROW(zs__vsub(va, vb), xa - xb); break;
+    case ZS__B_MUL: ZS__BIN_ROW(zs__vmul(va, vb), xa * xb); break;
+    default: ZS__BIN_ROW(zs__vadd(zs__vload(y + i), zs__vmul(va, vb)), y[i] + xa * xb); break;
+    }
+}
+
+ZS__PRIV void zs__bin_row_ref(int op, float *y, const float *a, int64_t sa, const float *b, int64_t sb, int64_t n) {
+    int64_t i;
+    for (i = 0; i < n; i++) {
+        float xa = a[i * sa], xb = b[i * sb];
+        switch (op) {
+        case ZS__B_ADD: y[i] = xa + xb; break;
+        case ZS__B_SUB: y[i] = xa - xb; break;
+        case ZS__B_MUL: y[i] = xa * xb; break;
+        default: y[i] = y[i] + xa * xb; break;
+        }
+    }
+}
+
+/* numpy broadcast shape of a and b: right-aligned, sizes equal or one is 1 */
+ZS__PRIV int zs__bcast_shape(const zs_tensor *a, const zs_tensor *b, int *ndim, int64_t *sh4) {
+    int64_t sa[4], sb[4], ta[4], tb[4];
+    int i;
+    zs__align4(a, sa, ta);
+    zs__align4(b, sb, tb);
+    *ndim = a->ndim > b->ndim ? a->ndim : b->ndim;
+    for (i = 0; i < 4; i++) {
+        if (sa[i] == sb[i] || sb[i] == 1) sh4[i] = sa[i];
+        else if (sa[i] == 1) sh4[i] = sb[i];
+        else return 0;
+    }
+    return 1;
+}
+
+/* t's data strides right-aligned to 4 dims, 0 where t has size 1 */
+ZS__PRIV void zs__bcast_strides(const zs_tensor *t, int64_t *st) {
+    int i, off = 4 - t->ndim;
+    for (i = 0; i < 4; i++) st[i] = 0;
+    for (i = 0; i < t->ndim; i++) st[off + i] = t->shape[i] == 1 ? 0 : t->stride[i];
+}
+
+/* the same for t's gradient buffer (contiguous in t's logical shape) */
+ZS__PRIV void zs__bcast_gstrides(const zs_tensor *t, int64_t *st) {
+    int64_t s = 1;
+    int i, off = 4 - t->ndim;
+    for (i = 0; i < 4; i++) st[i] = 0;
+    for (i = t->ndim - 1; i >= 0; i--) {
+        st[off + i] = t->shape[i] == 1 ? 0 : s;
+        s *= t->shape[i];
+    }
+}
+
+/* Drop size-1 dims and merge neighbours whose strides chain in all k stride
+   arrays; the result stays right-aligned in 4 slots (leading 1s, stride 0). */
+ZS__PRIV void zs__collapse(int64_t *sh, int64_t **st, int k) {
+    int64_t csh[4], cst[3][4];
+    int d, j, m = 0;
+    for (d = 3; d >= 0; d--) {
+        int merge = m > 0;
+        if (sh[d] == 1) continue;
+        for (j = 0; j < k && merge; j++)
+            if (st[j][d] != cst[j][m - 1] * csh[m - 1]) merge = 0;
+        if (merge) {
+            csh[m - 1] *= sh[d];
+        } else {
+            csh[m] = sh[d];
+            for (j = 0; j < k; j++) cst[j][m] = st[j][d];
+            m++;
+        }
+    }
+    for (d = 0; d < 4; d++) {
+        sh[d] = 1;
+        for (j = 0; j < k; j++) st[j][d] = 0;
+    }
+    for (d = 0; d < m; d++) {
+        sh[3 - d] = csh[d];
+        for (j = 0; j < k; j++) st[j][3 - d] = cst[j][d];
+    }
+}
+
+typedef struct zs__bin_job {
+    int op;
+    float *y;               /* contiguous in sh */
+    const float *a, *b;
+    int64_t sh[4], sa[4], sb[4];
+    int64_t nb;             /* blocks of ZS__EBLK per row */
+} zs__bin_job;
+
+/* work item = (row, block of the row); rows are the collapsed outer dims */
+ZS__PRIV void zs__bin_task(void *arg, int64_t lo, int64_t hi, zs__arena *ws) {
+    zs__bin_job *j = (zs__bin_job *)arg;
+    int64_t it;
+    (void)ws;
+    for (it = lo; it < hi; it++) {
+        int64_t r = it / j->nb, c0 = (it % j->nb) * ZS__EBLK, c1 = c0 + ZS__EBLK;
+        int64_t i2 = r % j->sh[2], t = r / j->sh[2], i1 = t % j->sh[1], i0 = t / j->sh[1];
+        int64_t oa = i0 * j->sa[0] + i1 * j->sa[1] + i2 * j->sa[2] + c0 * j->sa[3];
+        int64_t ob = i0 * j->sb[0] + i1 * j->sb[1] + i2 * j->sb[2] + c0 * j->sb[3];
+        if (c1 > j->sh[3]) c1 = j->sh[3];
+        zs__bin_row(j->op, j->y + r * j->sh[3] + c0, j->a + oa, j->sa[3], j->b + ob, j->sb[3], c1 - c0);
+    }
+}
+
+/* y (contiguous, 4-D shape sh4) = a op b; a, b given by data and 4-D strides
+   aligned to sh4 (0 = broadcast) */
+ZS__PRIV void zs__bin_exec(zs_ctx *ctx, int op, float *y, const int64_t *sh4, const float *a, const int64_t *sa4,
+                           const float *b, const int64_t *sb4) {
+    zs__bin_job j;
+    int64_t *st[2], rows, per;
+    int d;
+    j.op = op; j.y = y; j.a = a; j.b = b;
+    for (d = 0; d < 4; d++) {
+        j.sh[d] = sh4[d]; j.sa[d] = sa4[d]; j.sb[d] = sb4[d];
+        if (sh4[d] == 0) return;
+    }
+    st[0] = j.sa; st[1] = j.sb;
+    zs__collapse(j.sh, st, 2);
+    rows = j.sh[0] * j.sh[1] * j.sh[2];
+    j.nb = (j.sh[3] + ZS__EBLK - 1) / ZS__EBLK;
+    per = j.sh[3] < ZS__EBLK ? j.sh[3] : ZS__EBLK;
+    zs__parallel_rows(ctx, rows * j.nb, (ZS__EW_MIN + per - 1) / per, zs__bin_task, &j);
+}
+
+/* gradient reduction: dst (+/-)= src summed over the dims where ds is 0.
+   src is contiguous in sh. Threads split one dim that is NOT summed, so every
+   dst element is summed by one thread in one fixed order. */
+typedef struct zs__bred_job {
+    float *dst;
+    const float *src;
+    int neg, pd;
+    int64_t sh[4], ds[4];
+} zs__bred_job;
+
+ZS__PRIV void zs__bred_task(void *arg, int64_t lo, int64_t hi, zs__arena *ws) {
+    zs__bred_job *j = (zs__bred_job *)arg;
+    int64_t b[4], e[4], i0, i1, i2, L = j->sh[3];
+    int d;
+    (void)ws;
+    for (d = 0; d < 4; d++) { b[d] = 0; e[d] = j->sh[d]; }
+    if (j->pd >= 0) { b[j->pd] = lo; e[j->pd] = hi; }
+    for (i0 = b[0]; i0 < e[0]; i0++)
+        for (i1 = b[1]; i1 < e[1]; i1++)
+            for (i2 = b[2]; i2 < e[2]; i2++) {
+                const float *s = j->src + ((i0 * j->sh[1] + i1) * j->sh[2] + i2) * L;
+                float *o = j->dst + i0 * j->ds[0] + i1 * j->ds[1] + i2 * j->ds[2];
+                if (j->ds[3] == 0) {
+                    float v = zs__row_sum(s, L);
+                    o[0] = j->neg ? o[0] - v : o[0] + v;
+                } else {
+                    zs__ew_acc_n(o + b[3], s + b[3], e[3] - b[3], j->neg);
+                }
+            }
+}
+
+ZS__PRIV void zs__bred_exec(zs_ctx *ctx, float *dst, const int64_t *ds4, const float *src, const int64_t *sh4, int neg) {
+    zs__bred_job j;
+    int64_t cs[4], *st[2], n = 1, best = 1;
+    int d;
+    j.dst = dst; j.src = src; j.neg = neg; j.pd = -1;
+    for (d = 0; d < 4; d++) { j.sh[d] = sh4[d]; j.ds[d] = ds4[d]; n *= sh4[d]; }
+    if (n == 0) return;
+    cs[3] = 1;
+    for (d = 3; d > 0; d--) cs[d - 1] = cs[d] * sh4[d];
+    st[0] = j.ds; st[1] = cs;
+    zs__collapse(j.sh, st, 2);
+    for (d = 0; d < 4; d++)
+        if (j.ds[d] != 0 && j.sh[d] > best) { best = j.sh[d]; j.pd = d; }
+    if (j.pd < 0) {
+        zs__bred_task(&j, 0, 1, NULL);
+        return;
+    }
+    zs__parallel_rows(ctx, j.sh[j.pd], (ZS__EW_MIN + n / best - 1) / (n / best), zs__bred_task, &j);
+}
+
+/* contribution of out->grad (shape out) to the gradient gx of input x:
+   gx (+/-)= reduce(g * other) where other (may be NULL) is the second operand
+   of a product, read through its broadcast data strides */
+ZS__PRIV int zs__bin_grad(zs_ctx *ctx, zs_tensor *out, zs_tensor *x, float *gx, zs_tensor *other, int neg) {
+    int64_t sh[4], gs[4], os[4], xs[4], n = zs_numel(out), i;
+    const float *src = out->grad;
+    zs__amark m = zs__arena_mark(&ctx->arena);
+    float *tmp = NULL;
+    if (n == 0) return ZS_OK;
+    for (i = 0; i < 4; i++) sh[i] = 1;
+    for (i = 0; i < out->ndim; i++) sh[4 - out->ndim + i] = out->shape[i];
+    zs__bcast_gstrides(out, gs);
+    if (other) {
+        zs__bcast_strides(other, os);
+        if (zs_numel(x) == n) { /* no reduction: gx += g * other in one pass */
+            zs__bin_exec(ctx, ZS__B_ACCMUL, gx, sh, out->grad, gs, (const float *)other->data, os);
+            return ZS_OK;
+        }
+        tmp = (float *)zs__arena_alloc(&ctx->arena, (size_t)n * sizeof(float));
+        if (!tmp) return zs__fail(ZS_ERR_NOMEM, "%s backward: arena exhausted (%lld floats)", out->op, (long long)n);
+        zs__bin_exec(ctx, ZS__B_MUL, tmp, sh, out->grad, gs, (const float *)other->data, os);
+        src = tmp;
+    }
+    if (zs_numel(x) == n) {
+        zs__ew_job j;
+        memset(&j, 0, sizeof j);
+        j.op = neg ? ZS__U_NACC : ZS__U_ACC;
+        j.y = gx; j.x = src;
+        zs__ew_run(ctx, n, ZS__EW_MIN, zs__ew_task, &j);
+    } else {
+        zs__bcast_gstrides(x, xs);
+        zs__bred_exec(ctx, gx, xs, src, sh, neg);
+    }
+    if (tmp) zs__arena_release(&ctx->arena, m);
+    return ZS_OK;
+}
+
+ZS__PRIV int zs__bin_bwd(zs_ctx *ctx, zs_tensor *out) {
+    zs_tensor *a = out->src[0], *b = out->src[1];
+    int op = (int)out->ip[0], rc = ZS_OK;
+    float *ga, *gb;
+    ZS__GRAD_OR_FAIL(ga, ctx, a);
+    ZS__GRAD_OR_FAIL(gb, ctx, b);
+    if (ga) rc = zs__bin_grad(ctx, out, a, ga, op == ZS__B_MUL ? b : NULL, 0);
+    if (gb && rc == ZS_OK) rc = zs__bin_grad(ctx, out, b, gb, op == ZS__B_MUL ? a : NULL, op == ZS__B_SUB);
+    return rc;
+}
+
+ZS__PRIV zs_tensor *zs__binary(zs_ctx *ctx, zs_tensor *a, zs_tensor *b, int op, const char *who, const char *name) {
+    int64_t sh4[4], sa[4], sb[4];
+    int nd;
+    zs_tensor *out;
+    if (!zs__ok2(ctx, a, b, who)) return NULL;
+    if (!zs__bcast_shape(a, b, &nd, sh4)) return zs__shape_fail(ctx, who, a, b, "shapes do not broadcast");
+    out = zs__op_new(ctx, name, zs__bin_bwd, nd, sh4 + 4 - nd, a, b, NULL, NULL);
+    if (!out) return NULL;
+    out->ip[0] = op;
+    zs__bcast_strides(a, sa);
+    zs__bcast_strides(b, sb);
+    zs__bin_exec(ctx, op, (float *)out->data, sh4, (const float *)a->data, sa, (const float *)b->data, sb);
+    return out;
+}
+
+ZS__FN zs_tensor *zs_add(zs_ctx *ctx, zs_tensor *a, zs_tensor *b) { return zs__binary(ctx, a, b, ZS__B_ADD, "zs_add", "add"); }
+ZS__FN zs_tensor *zs_sub(zs_ctx *ctx, zs_tensor *a, zs_tensor *b) { return zs__binary(ctx, a, b, ZS__B_SUB, "zs_sub", "sub"); }
+ZS__FN zs_tensor *zs_mul(zs_ctx *ctx, zs_tensor *a, zs_tensor *b) { return zs__binary(ctx, a, b, ZS__B_MUL, "zs_mul", "mul"); }
+
+/* ==================================================================== */
+/* erf and GELU                                                         */
+/* ==================================================================== */
+/* erfc(z) for z in [0, 10]:  erfc(z) = exp(-z^2) * H(w) / (z + K),
+   w = (z - K) / (z + K), K = 3. H is a degree-9 polynomial, a Chebyshev fit
+   of erfc(z) exp(z^2) (z + K) over w in [-1, 7/13] (z in [0, 10]); its max
+   absolute error is 4.7e-9 where H >= 0.73, i.e. 6.4e-9 relative.
+   exp(-z^2) is formed from an exact split of the square: zh = z rounded to
+   12 significant bits, so zh*zh is exact, and z^2 = zh^2 + (z - zh)(z + zh);
+   the small part joins the exponent after the range reduction. A rounded z^2
+   would cost up to z^2 * 2^-24 relative error (3e-6 at z = 7).
+   erf(z) for |z| < 0.84375: z * P(z^2), P of degree 6 (Chebyshev fit,
+   1.4e-10 relative); above: 1 - erfc(|z|) with the sign of z (erfc <= 0.24
+   there, so its relative error costs little absolute error).
+   GELU(x) = x * Phi(x), Phi(x) = 0.5 erfc(-x/sqrt2): for x < 0 this is
+   0.5 erfc(|x|/sqrt2) (relative accuracy even for tiny Phi), for x >= 0
+   1 - 0.5 erfc(x/sqrt2). The exponent -x^2/2 is split from x directly, so the
+   rounding of x/sqrt2 only reaches the smooth H(w) and 1/(z+K) factors.
+   Beyond |x| = 10 sqrt2 (z = 10), Phi is 0 or 1 (erfc(10) = 2e-45). */
+
+#define ZS__ERF_K 3.0f
+#define ZS__GELU_XMAX 14.1421356f /* 10 * sqrt(2) */
+#define ZS__INV_SQRT2 0.707106781186547524f
+#define ZS__INV_SQRT2PI 0.398942280401432678f
+
+/* H(w), highest power first */
+#define ZS__ERFC_H9 -3.34224406e-4f
+#define ZS__ERFC_H8 -5.00258783e-4f
+#define ZS__ERFC_H7 3.07705800e-3f
+#define ZS__ERFC_H6 -1.21688907e-3f
+#define ZS__ERFC_H5 -2.68362173e-2f
+#define ZS__ERFC_H4 1.19527333e-1f
+#define ZS__ERFC_H3 -3.10466659e-1f
+#define ZS__ERFC_H2 5.90228410e-1f
+#define ZS__ERFC_H1 -8.83394460e-1f
+#define ZS__ERFC_H0 1.07400691f
+/* P(t), t = z^2, |z| < ZS__ERF_SMALL */
+#define ZS__ERF_SMALL 0.84375f
+#define ZS__ERF_P6 8.88962567e-5f
+#define ZS__ERF_P5 -8.25512094e-4f
+#define ZS__ERF_P4 5.21012041e-3f
+#define ZS__ERF_P3 -2.68627684e-2f
+#define ZS__ERF_P2 1.12837516e-1f
+#define ZS__ERF_P1 -3.76126371e-1f
+#define ZS__ERF_P0 1.12837917f
+
+/* -ffast-math may reassociate (hi - n*C1) + n*C2 into hi - n*(C1 - C2),
+   which loses the exact first step; this barrier keeps the order there */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__FAST_MATH__)
+#define ZS__FP_KEEP(x) __asm__("" : "+m"(x))
+#else
+#define ZS__FP_KEEP(x) ((void)0)
+#endif
+
+/* exp(hi + lo) for hi in [-104, 0] whose bits must not be rounded away and
+   |lo| << 1: Cody-Waite reduction of hi (exact), lo added to the reduced
+   argument, Cephes polynomial, 2^n in two steps (n down to -150). */
+ZS__PRIV float zs__exp_hl(float hi, float lo) {
+    float n = floorf(hi * 1.44269504088896341f + 0.5f), r, p;
+    int32_t e = (int32_t)n;
+    r = hi - n * 0.693359375f;
+    ZS__FP_KEEP(r);
+    r = r + n * 2.12194440e-4f;
+    r = r + lo;
+    p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    return p * zs__u2f((uint32_t)(127 + e / 2) << 23) * zs__u2f((uint32_t)(127 + e - e / 2) << 23);
+}
+
+ZS__PRIV float zs__erfc_h(float w) {
+    float p = ZS__ERFC_H9;
+    p = p * w + ZS__ERFC_H8;
+    p = p * w + ZS__ERFC_H7;
+    p = p * w + ZS__ERFC_H6;
+    p = p * w + ZS__ERFC_H5;
+    p = p * w + ZS__ERFC_H4;
+    p = p * w + ZS__ERFC_H3;
+    p = p * w + ZS__ERFC_H2;
+    p = p * w + ZS__ERFC_H1;
+    return p * w + ZS__ERFC_H0;
+}
+
+/* erfc(z) for z in [0, 10], given e = exp(-z^2) */
+ZS__PRIV float zs__erfc_tail(float z, float e) {
+    float d = 1.0f / (z + ZS__ERF_K), w = (z - ZS__ERF_K) * d;
+    return e * d * zs__erfc_h(w);
+}
+
+/* scalar erf (NaN in, NaN out) */
+ZS__PRIV float zs__erff(float x) {
+    float ax = fabsf(x), a, ah, al, r;
+    if (!(ax >= ZS__ERF_SMALL)) {
+        float t = x * x, p = ZS__ERF_P6;
+        p = p * t + ZS__ERF_P5;
+        p = p * t + ZS__ERF_P4;
+        p = p * t + ZS__ERF_P3;
+        p = p * t + ZS__ERF_P2;
+        p = p * t + ZS__ERF_P1;
+        p = p * t + ZS__ERF_P0;
+        return x * p;
+    }
+    if (ax > 10.0f) return x < 0 ? -1.0f : 1.0f;
+    a = ax;
+    ah = zs__u2f(zs__f2u(a) & 0xfffff000u);
+    al = a - ah;
+    r = 1.0f - zs__erfc_tail(a, zs__exp_hl(-(ah * ah), -(al * (a + ah))));
+    return x < 0 ? -r : r;
+}
+
+/* Phi(x) = P(N(0,1) <= x); *e = exp(-x^2/2) (0 beyond |x| = 10 sqrt2) */
+ZS__PRIV float zs__phi(float x, float *e_out) {
+    float ax = fabsf(x), a = ax < ZS__GELU_XMAX ? ax : ZS__GELU_XMAX; /* NaN -> XMAX */
+    float ah = zs__u2f(zs__f2u(a) & 0xfffff000u), al = a - ah;
+    float e = zs__exp_hl(-0.5f * (ah * ah), -0.5f * (al * (a + ah)));
+    float h;
+    if (!(ax <= ZS__GELU_XMAX)) e = 0.0f;
+    h = 0.5f * zs__erfc_tail(a * ZS__INV_SQRT2, e);
+    *e_out = e;
+    return x < 0 ? h : 1.0f - h;
+}
+
+#if defined(ZS__AVX2)
+ZS__PRIV __m256 zs__vexp_hl(__m256 hi, __m256 lo) {
+    __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(hi, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), hi);
+    __m256 p, s1, s2;
+    __m256i e, e1, e2;
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
+    r = _mm256_add_ps(r, lo);
+    p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+    e = _mm256_cvtps_epi32(n);
+    e1 = _mm256_srai_epi32(e, 1);
+    e2 = _mm256_sub_epi32(e, e1);
+    s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e1, _mm256_set1_epi32(127)), 23));
+    s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(e2, _mm256_set1_epi32(127)), 23));
+    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+
+ZS__PRIV __m256 zs__verfc_tail(__m256 z, __m256 e) {
+    __m256 d = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(z, _mm256_set1_ps(ZS__ERF_K)));
+    __m256 w = _mm256_mul_ps(_mm256_sub_ps(z, _mm256_set1_ps(ZS__ERF_K)), d);
+    __m256 p = _mm256_set1_ps(ZS__ERFC_H9);
+    p = _mm256_fmadd_ps(p, w, _mm256_set1_ps(ZS__ERFC_H8));
+    p = _mm256_fmadd_ps(p, w, _mm256_set1_ps(ZS__ERFC_H7));
+    p = _mm256_fmadd_ps(p, w, _mm256_set1_ps(ZS__ERFC_H6));
+    p = _mm256_fmadd_ps(p, w, _mm256_set1_ps(ZS__ERFC_H5));
+    p = _mm256_fmadd_ps(p, w, _mm256_set1_ps(ZS__ERFC_H4));
+    p = _mm256_fmadd_ps(p, w, _mm256_set1_ps(ZS__ERFC_H3));
+    p = _mm256_fmadd_ps(p, w, _mm256_set1_ps(ZS__ERFC_H2));
+    p = _mm256_fmadd_ps(p, w, _mm256_set1_ps(ZS__ERFC_H1));
+    p = _mm256_fmadd_ps(p, w, _mm256_set1_ps(ZS__ERFC_H0));
+    return _mm256_mul_ps(_mm256_mul_ps(e, d), p);
+}
+
+ZS__PRIV __m256 zs__verf(__m256 x) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
+    __m256 ax = _mm256_andnot_ps(sign, x), t = _mm256_mul_ps(x, x), p, a, ah, al, e, big, small;
+    p = _mm256_set1_ps(ZS__ERF_P6);
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(ZS__ERF_P5));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(ZS__ERF_P4));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(ZS__ERF_P3));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(ZS__ERF_P2));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(ZS__ERF_P1));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(ZS__ERF_P0));
+    small = _mm256_mul_ps(x, p);
+    a = _mm256_min_ps(ax, _mm256_set1_ps(10.0f));
+    ah = _mm256_and_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(-4096)));
+    al = _mm256_sub_ps(a, ah);
+    e = zs__vexp_hl(_mm256_xor_ps(sign, _mm256_mul_ps(ah, ah)), _mm256_xor_ps(sign, _mm256_mul_ps(al, _mm256_add_ps(a, ah))));
+    e = _mm256_and_ps(e, _mm256_cmp_ps(ax, _mm256_set1_ps(10.0f), _CMP_LE_OQ));
+    big = _mm256_sub_ps(one, zs__verfc_tail(a, e));
+    big = _mm256_or_ps(big, _mm256_and_ps(x, sign));
+    /* NaN takes the small branch, which propagates it */
+    return _mm256_blendv_ps(big, small, _mm256_cmp_ps(ax, _mm256_set1_ps(ZS__ERF_SMALL), _CMP_NGE_UQ));
+}
+
+ZS__PRIV __m256 zs__vphi(__m256 x, __m256 *e_out) {
+    const __m256 xmax = _mm256_set1_ps(ZS__GELU_XMAX), mhalf = _mm256_set1_ps(-0.5f);
+    __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+    __m256 a = _mm256_min_ps(ax, xmax); /* NaN -> xmax */
+    __m256 ah = _mm256_and_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(-4096)));
+    __m256 al = _mm256_sub_ps(a, ah);
+    __m256 e = zs__vexp_hl(_mm256_mul_ps(mhalf, _mm256_mul_ps(ah, ah)), _mm256_mul_ps(mhalf, _mm256_mul_ps(al, _mm256_add_ps(a, ah))));
+    __m256 h;
+    e = _mm256_and_ps(e, _mm256_cmp_ps(ax, xmax, _CMP_LE_OQ));
+    h = _mm256_mul_ps(_mm256_set1_ps(0.5f), zs__verfc_tail(_mm256_mul_ps(a, _mm256_set1_ps(ZS__INV_SQRT2)), e));
+    *e_out = e;
+    return _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(1.0f), h), h, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ));
+}
+#endif
+
+/* y[i] = erf(x[i]) */
+ZS__PRIV void zs__erf_n(float *y, const float *x, int64_t n) {
+    int64_t i = 0;
+#if defined(ZS__AVX2)
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, zs__verf(_mm256_loadu_ps(x + i)));
+#endif
+    for (; i < n; i++) y[i] = zs__erff(x[i]);
+}
+ZS__PRIV void zs__erf_ref(float *y, const float *x, int64_t n) {
+    int64_t i;
+    for (i = 0; i < n; i++) y[i] = (float)erf((double)x[i]);
+}
+
+/* y[i] = gelu(x[i]) = x Phi(x) */
+ZS__PRIV void zs__gelu_n(float *y, const float *x, int64_t n) {
+    int64_t i = 0;
+#if defined(ZS__AVX2)
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i), e;
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(v, zs__vphi(v, &e)));
+    }
+#endif
+    for (; i < n; i++) {
+        float e;
+        y[i] = x[i] * zs__phi(x[i], &e);
+    }
+}
+/* double-precision reference: 0.5 x erfc(-x/sqrt2) (no cancellation for x << 0) */
+ZS__PRIV void zs__gelu_ref(float *y, const float *x, int64_t n) {
+    int64_t i;
+    for (i = 0; i < n; i++) {
+        double v = x[i];
+        y[i] = (float)(0.5 * v * erfc(-v * 0.70710678118654752440));
+    }
+}
+
+/* gx[i] += gy[i] * gelu'(x[i]), gelu'(x) = Phi(x) + x exp(-x^2/2) / sqrt(2 pi) */
+ZS__PRIV void zs__gelu_bwd_n(float *gx, const float *x, const float *gy, int64_t n) {
+    int64_t i = 0;
+#if defined(ZS__AVX2)
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i), e, p = zs__vphi(v, &e);
+        __m256 d = _mm256_fmadd_ps(_mm256_mul_ps(v, e), _mm256_set1_ps(ZS__INV_SQRT2PI), p);
+        _mm256_storeu_ps(gx + i, _mm256_fmadd_ps(_mm256_loadu_ps(gy + i), d, _mm256_loadu_ps(gx + i)));
+    }
+#endif
+    for (; i < n; i++) {
+        float e, p = zs__phi(x[i], &e);
+        gx[i] += gy[i] * (p + x[i] * e * ZS__INV_SQRT2PI);
+    }
+}
+ZS__PRIV void zs__gelu_bwd_ref(float *gx, const float *x, const float *gy, int64_t n) {
+    int64_t i;
+    for (i = 0; i < n; i++) {
+        double v = x[i];
+        double d = 0.5 * erfc(-v * 0.70710678118654752440) + v * exp(-0.5 * v * v) * 0.39894228040143267794;
+        gx[i] = (float)((double)gx[i] + (double)gy[i] * d);
+    }
+}
+
+/* -- relu, sigmoid, softplus, dropout kernels ------------------------- */
+
+/* y = max(0, x); NaN propagates */
+ZS__PRIV void zs__relu_n(float *y, const float *x, int64_t n) {
+    int64_t i = 0;
+    zs__vf z = zs__vzero();
+    for (; i + ZS__VW <= n; i += ZS__VW) zs__vstore(y + i, zs__vmax(z, zs__vload(x + i)));
+    for (; i < n; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
+}
+ZS__PRIV void zs__relu_ref(float *y, const float *x, int64_t n) {
+    int64_t i;
+    for (i = 0; i < n; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
+}
+
+/* gx += x > 0 ? gy : 0 */
+ZS__PRIV void zs__relu_bwd_n(float *gx, const float *x, const float *gy, int64_t n) {
+    int64_t i = 0;
+#if defined(ZS__AVX2)
+    for (; i + 8 <= n; i += 8) {
+        __m256 m = _mm256_cmp_ps(_mm256_loadu_ps(x + i), _mm256_setzero_ps(), _CMP_GT_OQ);
+        _mm256_storeu_ps(gx + i, _mm256_add_ps(_mm256_loadu_ps(gx + i), _mm256_and_ps(m, _mm256_loadu_ps(gy + i))));
+    }
+#endif
+    for (; i < n; i++) gx[i] += x[i] > 0.0f ? gy[i] : 0.0f;
+}
+ZS__PRIV void zs__relu_bwd_ref(float *gx, const float *x, const float *gy, int64_t n) {
+    int64_t i;
+    for (i = 0; i < n; i++) gx[i] += x[i] > 0.0f ? gy[i] : 0.0f;
+}
+
+/* y = 1 / (1 + exp(-x)), from t = exp(-|x|) so neither side overflows */
+ZS__PRIV void zs__sigmoid_n(float *y, const float *x, int64_t n) {
+    int64_t i = 0;
+#if defined(ZS__AVX2)
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 t = zs__vexp(_mm256_or_ps(v, _mm256_set1_ps(-0.0f)));
+        __m256 r = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), t));
+        _mm256_storeu_ps(y + i, _mm256_blendv_ps(r, _mm256_mul_ps(t, r), _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ)));
+    }
+#endif
+    for (; i < n; i++) {
+        float t = zs__expf(-fabsf(x[i])), r = 1.0f / (1.0f + t);
+        y[i] = x[i] < 0.0f ? t * r : r;
+    }
+}
+ZS__PRIV void zs__sigmoid_ref(float *y, const float *x, int64_t n) {
+    int64_t i;
+    for (i = 0; i < n; i++) y[i] = (float)(1.0 / (1.0 + exp(-(double)x[i])));
+}
+
+/* gx += gy * y (1 - y), y the sigmoid output */
+ZS__PRIV void zs__sigmoid_bwd_n(float *gx, const float *y, const float *gy, int64_t n) {
+    int64_t i = 0;
+    zs__vf one = zs__vset1(1.0f);
+    for (; i + ZS__VW <= n; i += ZS__VW) {
+        zs__vf v = zs__vload(y + i);
+        zs__vstore(gx + i, zs__vfma(zs__vmul(zs__vload(gy + i), v), zs__vsub(one, v), zs__vload(gx + i)));
+    }
+    for (; i < n; i++) gx[i] += gy[i] * y[i] * (1.0f - y[i]);
+}
+
+/* softplus, torch beta = 1, threshold = 20: x > 20 -> x (scalar; libm) */
+ZS__PRIV void zs__softplus_n(float *y, const float *x, int64_t n) {
+    int64_t i;
+    for (i = 0; i < n; i++) y[i] = x[i] > 20.0f ? x[i] : log1pf(expf(x[i]));
+}
+ZS__PRIV void zs__softplus_bwd_n(float *gx, const float *x, const float *gy, int64_t n) {
+    int64_t i;
+    for (i = 0; i < n; i++) gx[i] += x[i] > 20.0f ? gy[i] : gy[i] / (1.0f + expf(-x[i]));
+}
+
+/* inverted dropout over elements [first, first + n) of a tensor: element i
+   is kept when zs__hash_uniform(key, i) >= p, and scaled */
+ZS__PRIV void zs__dropout_n(float *y, const float *x, int64_t n, uint64_t key, int64_t first, float p, float scale) {
+    int64_t i;
+    for (i = 0; i < n; i++) y[i] = zs__hash_uniform(key, (uint64_t)(first + i)) >= p ? x[i] * scale : 0.0f;
+}
+ZS__PRIV void zs__dropout_bwd_n(float *gx, const float *gy, int64_t n, uint64_t key, int64_t first, float p, float scale) {
+    int64_t i;
+    for (i = 0; i < n; i++)
+        if (zs__hash_uniform(key, (uint64_t)(first + i)) >= p) gx[i] += gy[i] * scale;
+}
+
+/* -- elementwise job dispatch ----------------------------------------- */
+
+ZS__PRIV void zs__ew_task(void *arg, int64_t lo, int64_t hi) {
+    zs__ew_job *j = (zs__ew_job *)arg;
+    int64_t n = hi - lo;
+    float *y = j->y + lo;
+    const float *x = j->x ? j->x + lo : NULL, *g = j->g ? j->g + lo : NULL;
+    switch (j->op) {
+    case ZS__U_ACC: zs__ew_acc_n(y, x, n, 0); break;
+    case ZS__U_NACC: zs__ew_acc_n(y, x, n, 1); break;
+    case ZS__U_AXPY: zs__ew_axpy_n(y, x, j->s, n); break;
+    case ZS__U_SCALE: zs__ew_scale_n(y, x, j->s, n); break;
+    case ZS__U_ADDS: zs__ew_adds_n(y, x, j->s, n); break;
+    case ZS__U_ADDC: zs__ew_adds_n(y, NULL, j->s, n); break;
+    case ZS__U_RELU: zs__relu_n(y, x, n); break;
+    case ZS__U_RELU_BWD: zs__relu_bwd_n(y, x, g, n); break;
+    case ZS__U_GELU: zs__gelu_n(y, x, n); break;
+    case ZS__U_GELU_BWD: zs__gelu_bwd_n(y, x, g, n); break;
+    case ZS__U_SIGMOID: zs__sigmoid_n(y, x, n); break;
+    case ZS__U_SIGMOID_BWD: zs__sigmoid_bwd_n(y, x, g, n); break;
+    case ZS__U_SOFTPLUS: zs__softplus_n(y, x, n); break;
+    case ZS__U_SOFTPLUS_BWD: zs__softplus_bwd_n(y, x, g, n); break;
+    case ZS__U_DROPOUT: zs__dropout_n(y, x, n, j->key, lo, j->s, j->s2); break;
+    case ZS__U_DROPOUT_BWD: zs__dropout_bwd_n(y, g, n, j->key, lo, j->s, j->s2); break;
+    default: break;
+    }
+}
+
+/* minimum elements per thread: cheap streaming ops vs transcendental ones */
+ZS__PRIV int64_t zs__ew_min(int op) {
+    switch (op) {
+    case ZS__U_GELU: case ZS__U_GELU_BWD: case ZS__U_SIGMOID: case ZS__U_SOFTPLUS:
+    case ZS__U_SOFTPLUS_BWD: case ZS__U_DROPOUT: case ZS__U_DROPOUT_BWD: return 2 * ZS__EBLK;
+    default: return ZS__EW_MIN;
+    }
+}
+
+/* out = op(a) elementwise; a is made contiguous first */
+ZS__PRIV zs_tensor *zs__unary(zs_ctx *ctx, zs_tensor *a, const char *who, const char *name, zs_backward_fn bwd, int op, float s) {
+    zs_tensor *out;
+    zs__ew_job j;
+    if (!zs__ok1(ctx, a, who)) return NULL;
+    a = zs__contig(ctx, a);
+    if (!a) return NULL;
+    out = zs__op_new(ctx, name, bwd, a->ndim, a->shape, a, NULL, NULL, NULL);
+    if (!out) return NULL;
+    out->fp[0] = s;
+    memset(&j, 0, sizeof j);
+    j.op = op; j.y = (float *)out->data; j.x = (const float *)a->data; j.s = s;
+    zs__ew_run(ctx, zs_numel(a), zs__ew_min(op), zs__ew_task, &j);
+    return out;
+}
+
+/* gradient of a unary op: ga (op)= ... with x the saved operand */
+ZS__PRIV int zs__unary_bwd(zs_ctx *ctx, zs_tensor *out, int op, const float *x, float s) {
+    float *ga;
+    zs__ew_job j;
+    ZS__GRAD_OR_FAIL(ga, ctx, out->src[0]);
+    if (!ga) return ZS_OK;
+    memset(&j, 0, sizeof j);
+    j.op = op; j.y = ga; j.x = x; j.g = out->grad; j.s = s;
+    zs__ew_run(ctx, zs_numel(out->src[0]), zs__ew_min(op), zs__ew_task, &j);
+    return ZS_OK;
+}
+
+ZS__PRIV int zs__scale_bwd(zs_ctx *ctx, zs_tensor *out) { return zs__unary_bwd(ctx, out, ZS__U_AXPY, out->grad, out->fp[0]); }
+ZS__PRIV int zs__adds_bwd(zs_ctx *ctx, zs_tensor *out) { return zs__unary_bwd(ctx, out, ZS__U_ACC, out->grad, 0.0f); }
+ZS__PRIV int zs__relu_bwd(zs_ctx *ctx, zs_tensor *out) {
+    return zs__unary_bwd(ctx, out, ZS__U_RELU_BWD, (const float *)out->src[0]->data, 0.0f);
+}
+ZS__PRIV int zs__gelu_bwd(zs_ctx *ctx, zs_tensor *out) {
+    return zs__unary_bwd(ctx, out, ZS__U_GELU_BWD, (const float *)out->src[0]->data, 0.0f);
+}
+ZS__PRIV int zs__sigmoid_bwd(zs_ctx *ctx, zs_tensor *out) {
+    return zs__unary_bwd(ctx, out, ZS__U_SIGMOID_BWD, (const float *)out->data, 0.0f);
+}
+ZS__PRIV int zs__softplus_bwd(zs_ctx *ctx, zs_tensor *out) {
+    return zs__unary_bwd(ctx, out, ZS__U_SOFTPLUS_BWD, (const float *)out->src[0]->data, 0.0f);
+}
+
+ZS__FN zs_tensor *zs_scale(zs_ctx *ctx, zs_tensor *a, float s) {
+    return zs__unary(ctx, a, "zs_scale", "scale", zs__scale_bwd, ZS__U_SCALE, s);
+}
+ZS__FN zs_tensor *zs_add_scalar(zs_ctx *ctx, zs_tensor *a, float s) {
+    return zs__unary(ctx, a, "zs_add_scalar", "add_scalar", zs__adds_bwd, ZS__U_ADDS, s);
+}
+ZS__FN zs_tensor *zs_relu(zs_ctx *ctx, zs_tensor *a) { return zs__unary(ctx, a, "zs_relu", "relu", zs__relu_bwd, ZS__U_RELU, 0.0f); }
+ZS__FN zs_tensor *zs_gelu(zs_ctx *ctx, zs_tensor *a) { return zs__unary(ctx, a, "zs_gelu", "gelu", zs__gelu_bwd, ZS__U_GELU, 0.0f); }
+ZS__FN zs_tensor *zs_sigmoid(zs_ctx *ctx, zs_tensor *a) {
+    return zs__unary(ctx, a, "zs_sigmoid", "sigmoid", zs__sigmoid_bwd, ZS__U_SIGMOID, 0.0f);
+}
+ZS__FN zs_tensor *zs_softplus(zs_ctx *ctx, zs_tensor *a) {
+    return zs__unary(ctx, a, "zs_softplus", "softplus", zs__softplus_bwd, ZS__U_SOFTPLUS, 0.0f);
+}
+
+/* -- dropout: key in ip[0], p in fp[0], scale in fp[1] -- */
+ZS__PRIV int zs__dropout_bwd(zs_ctx *ctx, zs_tensor *out) {
+    float *ga;
+    zs__ew_job j;
+    ZS__GRAD_OR_FAIL(ga, ctx, out->src[0]);
+    if (!ga) return ZS_OK;
+    memset(&j, 0, sizeof j);
+    j.op = ZS__U_DROPOUT_BWD; j.y = ga; j.g = out->grad; j.s = out->fp[0]; j.s2 = out->fp[1];
+    memcpy(&j.key, &out->ip[0], sizeof j.key);
+    zs__ew_run(ctx, zs_numel(out), zs__ew_min(j.op), zs__ew_task, &j);
+    return ZS_OK;
+}
+
+ZS__FN zs_tensor *zs_dropout(zs_ctx *ctx, zs_tensor *a, float p) {
+    zs_tensor *out;
+    zs__ew_job j;
+    if (!zs__ok1(ctx, a, "zs_dropout")) return NULL;
+    if (!(p >= 0.0f && p <= 1.0f)) {
+        zs__fail(ZS_ERR_ARG, "zs_dropout: p must be in [0,1], got %g", (double)p);
+        return zs__op_fail(ctx, ZS_ERR_ARG);
+    }
+    if (!ctx->training || p == 0.0f) return a; /* identity: the input itself */
+    a = zs__contig(ctx, a);
+    if (!a) return NULL;
+    out = zs__op_new(ctx, "dropout", zs__dropout_bwd, a->ndim, a->shape, a, NULL, NULL, NULL);
+    if (!out) return NULL;
+    memset(&j, 0, sizeof j);
+    j.op = ZS__U_DROPOUT; j.y = (float *)out->data; j.x = (const float *)a->data;
+    j.key = zs__rng_key(ctx);
+    j.s = p;
+    j.s2 = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f; /* p = 1: every element dropped */
+    memcpy(&out->ip[0], &j.key, sizeof j.key);
+    out->fp[0] = j.s;
+    out->fp[1] = j.s2;
+    zs__ew_run(ctx, zs_numel(a), zs__ew_min(j.op), zs__ew_task, &j);
+    return out;
+}
+
+/* ==================================================================== */
+/* reductions                                                           */
+/* ==================================================================== */
+
+/* sum of n floats in double: 8 lanes in two 4-double accumulators (AVX2),
+   lanes combined in a fixed order, then the tail */
+ZS__PRIV double zs__sum_d(const float *x, int64_t n) {
+    int64_t i = 0;
+    double s = 0.0;
+#if defined(ZS__AVX2)
+    if (n >= 8) {
+        __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+        double t[4];
+        for (; i + 8 <= n; i += 8) {
+            __m256 v = _mm256_loadu_ps(x + i);
+            a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+            a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+        }
+        _mm256_storeu_pd(t, _mm256_add_pd(a0, a1));
+        s = (t[0] + t[1]) + (t[2] + t[3]);
+    }
+#endif
+    for (; i < n; i++) s += (double)x[i];
+    return s;
+}
+
+typedef struct zs__sumall_job { const float *x; double *part; int64_t n; } zs__sumall_job;
+ZS__PRIV void zs__sumall_task(void *arg, int64_t lo, int64_t hi, zs__arena *ws) {
+    zs__sumall_job *j = (zs__sumall_job *)arg;
+    int64_t c;
+    (void)ws;
+    for (c = lo; c < hi; c++) {
+        int64_t a = c * ZS__EBLK, b = a + ZS__EBLK;
+        j->part[c] = zs__sum_d(j->x + a, (b < j->n ? b : j->n) - a);
+    }
+}
+
+/* ga += g * (1 or 1/n) */
+ZS__PRIV int zs__sumall_bwd(zs_ctx *ctx, zs_tensor *out) {
+    return zs__unary_bwd(ctx, out, ZS__U_ADDC, NULL, out->grad[0] * out->fp[0]);
+}
+
+/* sum (mean = 0) or mean (mean = 1) of every element -> scalar */
+ZS__PRIV zs_tensor *zs__sumall(zs_ctx *ctx, zs_tensor *a, int mean) {
+    const char *who = mean ? "zs_mean" : "zs_sum";
+    zs_tensor *out;
+    zs__sumall_job j;
+    zs__amark m;
+    int64_t n, nc, c;
+    double s = 0.0;
+    if (!zs__ok1(ctx, a, who)) return NULL;
+    a = zs__contig(ctx, a);
+    if (!a) return NULL;
+    out = zs__op_new(ctx, mean ? "mean" : "sum", zs__sumall_bwd, 0, a->shape, a, NULL, NULL, NULL);
+    if (!out) return NULL;
+    n = zs_numel(a);
+    nc = (n + ZS__EBLK - 1) / ZS__EBLK;
+    out->fp[0] = mean ? (float)(1.0 / (double)n) : 1.0f; /* n = 0: mean is NaN like torch */
+    m = zs__arena_mark(&ctx->arena);
+    j.x = (const float *)a->data; j.n = n;
+    j.part = (double *)zs__arena_alloc(&ctx->arena, (size_t)(nc ? nc : 1) * sizeof(double));
+    if (!j.part) { zs__fail(ZS_ERR_NOMEM, "%s: arena exhausted", who); return zs__op_fail(ctx, ZS_ERR_NOMEM); }
+    zs__parallel_rows(ctx, nc, ZS__EW_MIN / ZS__EBLK, zs__sumall_task, &j);
+    for (c = 0; c < nc; c++) s += j.part[c];
+    zs__arena_release(&ctx->arena, m);
+    ((float *)out->data)[0] = (float)(mean ? s / (double)n : s);
+    return out;
+}
+
+ZS__FN zs_tensor *zs_sum(zs_ctx *ctx, zs_tensor *a) { return zs__sumall(ctx, a, 0); }
+ZS__FN zs_tensor *zs_mean(zs_ctx *ctx, zs_tensor *a) { return zs__sumall(ctx, a, 1); }
+
+/* -- sum / mean over one dim: a viewed as [outer, L, inner] -- */
+#define ZS__SDIM_COLS 64
+typedef struct zs__sdim_job {
+    float *y;
+    const float *x;
+    int64_t outer, L, inner, ncb;
+    double scale;
+} zs__sdim_job;
+
+/* item = (o, block of ZS__SDIM_COLS columns): double sums over l in order */
+ZS__PRIV void zs__sdim_task(void *arg, int64_t lo, int64_t hi, zs__arena *ws) {
+    zs__sdim_job *j = (zs__sdim_job *)arg;
+    double acc[ZS__SDIM_COLS];
+    int64_t it, l, k;
+    (void)ws;
+    for (it = lo; it < hi; it++) {
+        int64_t o = it / j->ncb, c0 = (it % j->ncb) * ZS__SDIM_COLS, c1 = c0 + ZS__SDIM_COLS;
+        if (c1 > j->inner) c1 = j->inner;
+        for (k = 0; k < c1 - c0; k++) acc[k] = 0.0;
+        for (l = 0; l < j->L; l++) {
+            const float *p = j->x + (o * j->L + l) * j->inner + c0;
+            for (k = 0; k < c1 - c0; k++) acc[k] += (double)p[k];
+        }
+        for (k = 0; k < c1 - c0; k++) j->y[o * j->inner + c0 + k] = (float)(acc[k] * j->scale);
+    }
+}
+
+typedef struct zs__sdimb_job { float *gx; const float *g; int64_t L, inner; float s; } zs__sdimb_job;
+ZS__PRIV void zs__sdimb_task(void *arg, int64_t lo, int64_t hi, zs__arena *ws) {
+    zs__sdimb_job *j = (zs__sdimb_job *)arg;
+    int64_t r;
+    (void)ws;
+    for (r = lo; r < hi; r++) {
+        float *d = j->gx + r * j->inner;
+        const float *s = j->g + (r / j->L) * j->inner;
+        if (j->s == 1.0f) zs__ew_acc_n(d, s, j->inner, 0);
+        else zs__ew_axpy_n(d, s, j->s, j->inner);
+    }
+}
+
+/* ip[0] outer, ip[1] L, ip[2] inner; fp[0] scale */
+ZS__PRIV int zs__sdim_bwd(zs_ctx *ctx, zs_tensor *out) {
+    float *ga;
+    zs__sdimb_job j;
+    ZS__GRAD_OR_FAIL(ga, ctx, out->src[0]);
+    if (!ga) return ZS_OK;
+    j.gx = ga; j.g = out->grad; j.L = out->ip[1]; j.inner = out->ip[2]; j.s = out->fp[0];
+    if (j.inner > 0)
+        zs__parallel_rows(ctx, out->ip[0] * j.L, (ZS__EW_MIN + j.inner - 1) / j.inner, zs__sdimb_task, &j);
+    return ZS_OK;
+}
+
+ZS__PRIV zs_tensor *zs__sumdim(zs_ctx *ctx, zs_tensor *a, int dim, int mean) {
+    const char *who = mean ? "zs_mean_dim" : "zs_sum_dim";
+    int64_t shape[ZS_MAX_DIMS], per;
+    zs__sdim_job j;
+    zs_tensor *out;
+    int i, k = 0;
+    if (!zs__ok1(ctx, a, who)) return NULL;
+    if (dim < 0) dim += a->ndim;
+    if (dim < 0 || dim >= a->ndim) return zs__shape_fail(ctx, who, a, NULL, "dimension out of range");
+    a = zs__contig(ctx, a);
+    if (!a) return NULL;
+    j.outer = 1; j.inner = 1; j.L = a->shape[dim];
+    for (i = 0; i < a->ndim; i++) {
+        if (i < dim) j.outer *= a->shape[i];
+        if (i > dim) j.inner *= a->shape[i];
+        if (i != dim) shape[k++] = a->shape[i];
+    }
+    out = zs__op_new(ctx, mean ? "mean_dim" : "sum_dim", zs__sdim_bwd, a->ndim - 1, shape, a, NULL, NULL, NULL);
+    if (!out) return NULL;
+    j.scale = mean ? 1.0 / (double)j.L : 1.0; /* L = 0: mean is NaN like torch */
+    out->ip[0] = j.outer; out->ip[1] = j.L; out->ip[2] = j.inner;
+    out->fp[0] = (float)j.scale;
+    j.y = (float *)out->data; j.x = (const float *)a->data;
+    j.ncb = (j.inner + ZS__SDIM_COLS - 1) / ZS__SDIM_COLS;
+    per = (j.inner < ZS__SDIM_COLS ? j.inner : ZS__SDIM_COLS) * (j.L > 0 ? j.L : 1);
+    if (j.inner > 0 && j.outer > 0) zs__parallel_rows(ctx, j.outer * j.ncb, (ZS__EW_MIN + per - 1) / per, zs__sdim_task, &j);
+    return out;
+}
+
+ZS__FN zs_tensor *zs_sum_dim(zs_ctx *ctx, zs_tensor *a, int dim) { return zs__sumdim(ctx, a, dim, 0); }
+ZS__FN zs_tensor *zs_mean_dim(zs_ctx *ctx, zs_tensor *a, int dim) { return zs__sumdim(ctx, a, dim, 1); }
+
+/* ==================================================================== */
+/* row ops over the last dim: softmax, log-softmax, norms               */
+/* ==================================================================== */
+
+/* softmax backward: gx += y (gy - <gy, y>) */
+ZS__PRIV void zs__softmax_bwd_row(float *gx, const float *y, const float *gy, int64_t n) {
+    float dot = zs__row_dot(gy, y, n);
+    int64_t i = 0;
+    zs__vf vd = zs__vset1(dot);
+    for (; i + ZS__VW <= n; i += ZS__VW)
+        zs__vstore(gx + i, zs__vfma(zs__vload(y + i), zs__vsub(zs__vload(gy + i), vd), zs__vload(gx + i)));
+    for (; i < n; i++) gx[i] += y[i] * (gy[i] - dot);
+}
+ZS__PRIV void zs__softmax_bwd_row_ref(float *gx, const float *y, const float *gy, int64_t n) {
+    double dot = 0.0;
+    int64_t i;
+    for (i = 0; i < n; i++) dot += (double)gy[i] * y[i];
+    for (i = 0; i < n; i++) gx[i] = (float)(gx[i] + (double)y[i] * (gy[i] - dot));
+}
+
+/* y = x - logsumexp(x) (y may not alias x) */
+ZS__PRIV void zs__logsoftmax_row(float *y, const float *x, int64_t n) {
+    float lse;
+    int64_t i = 0;
+    zs__vf vl;
+    memcpy(y, x, (size_t)n * sizeof(float));
+    lse = zs__softmax_row(y, n);
+    vl = zs__vset1(lse);
+    for (; i + ZS__VW <= n; i += ZS__VW) zs__vstore(y + i, zs__vsub(zs__vload(x + i), vl));
+    for (; i < n; i++) y[i] = x[i] - lse;
+}
+ZS__PRIV void zs__logsoftmax_row_ref(float *y, const float *x, int64_t n) {
+    double mx = -INFINITY, s = 0.0;
+    int64_t i;
+    for (i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    for (i = 0; i < n; i++) s += exp((double)x[i] - mx);
+    for (i = 0; i < n; i++) y[i] = (float)((double)x[i] - mx - log(s));
+}
+
+/* log-softmax backward: gx += gy - exp(y) sum(gy) */
+ZS__PRIV void zs__logsoftmax_bwd_row(float *gx, const float *y, const float *gy, int64_t n) {
+    float sg = zs__row_sum(gy, n);
+    int64_t i = 0;
+#if defined(ZS__AVX2)
+    __m256 vs = _mm256_set1_ps(sg);
+    for (; i + 8 <= n; i += 8) {
+        __m256 p = zs__vexp(_mm256_loadu_ps(y + i));
+        _mm256_storeu_ps(gx + i, _mm256_add_ps(_mm256_loadu_ps(gx + i), _mm256_fnmadd_ps(p, vs, _mm256_loadu_ps(gy + i))));
+    }
+#endif
+    for (; i < n; i++) gx[i] += gy[i] - zs__expf(y[i]) * sg;
+}
+ZS__PRIV void zs__logsoftmax_bwd_row_ref(float *gx, const float *y, const float *gy, int64_t n) {
+    double sg = 0.0;
+    int64_t i;
+    for (i = 0; i < n; i++) sg += gy[i];
+    for (i = 0; i < n; i++) gx[i] = (float)(gx[i] + (double)gy[i] - exp((double)y[i]) * sg);
+}
+
+/* LayerNorm row: y = (x - mean) rstd w + b, biased variance, eps inside the
+   sqrt; w, b may be NULL; st (may be NULL) gets mean, rstd */
+ZS__PRIV void zs__ln_row(float *y, float *st, const float *x, const float *w, const float *b, int64_t n, float eps) {
+    float mean = zs__row_sum(x, n) / (float)n;
+    float rstd = 1.0f / sqrtf(zs__row_sqdev(x, mean, n) / (float)n + eps);
+    int64_t i = 0;
+    zs__vf vm = zs__vset1(mean), vr = zs__vset1(rstd);
+    if (w && b) {
+        for (; i + ZS__VW <= n; i += ZS__VW)
+            zs__vstore(y + i, zs__vfma(zs__vmul(zs__vsub(zs__vload(x + i), vm), vr), zs__vload(w + i), zs__vload(b + i)));
+        for (; i < n; i++) y[i] = (x[i] - mean) * rstd * w[i] + b[i];
+    } else if (w) {
+        for (; i + ZS__VW <= n; i += ZS__VW)
+            zs__vstore(y + i, zs__vmul(zs__vmul(zs__vsub(zs__vload(x + i), vm), vr), zs__vload(w + i)));
+        for (; i < n; i++) y[i] = (x[i] - mean) * rstd * w[i];
+    } else if (b) {
+        for (; i + ZS__VW <= n; i += ZS__VW)
+            zs__vstore(y + i, zs__vfma(zs__vsub(zs__vload(x + i), vm), vr, zs__vload(b + i)));
+        for (; i < n; i++) y[i] = (x[i] - mean) * rstd + b[i];
+    } else {
+        for (; i + ZS__VW <= n; i += ZS__VW) zs__vstore(y + i, zs__vmul(zs__vsub(zs__vload(x + i), vm), vr));
+        for (; i < n; i++) y[i] = (x[i] - mean) * rstd;
+    }
+    if (st) { st[0] = mean; st[1] = rstd; }
+}
+ZS__PRIV void zs__ln_row_ref(float *y, float *st, const float *x, const float *w, const float *b, int64_t n, float eps) {
+    double mean = 0.0, var = 0.0, rstd;
+    int64_t i;
+    for (i = 0; i < n; i++) mean += x[i];
+    mean /= (double)n;
+    for (i = 0; i < n; i++) var += ((double)x[i] - mean) * ((double)x[i] - mean);
+    rstd = 1.0 / sqrt(var / (double)n + (double)eps);
+    for (i = 0; i < n; i++) y[i] = (float)(((double)x[i] - mean) * rstd * (w ? (double)w[i] : 1.0) + (b ? (double)b[i] : 0.0));
+    if (st) { st[0] = (float)mean; st[1] = (float)rstd; }
+}
+
+/* LayerNorm row backward (gx, dw, db each may be NULL; all accumulate):
+   xhat = (x - mean) rstd, g = gy w;
+   gx += rstd (g - mean(g) - xhat mean(g xhat)), dw += gy xhat, db += gy */
+ZS__PRIV void zs__ln_bwd_row(float *gx, float *dw, float *db, const float *gy, const float *x, const float *w,
+                             float mean, float rstd, int64_t n) {
+    int64_t i = 0;
+    float c1 = 0.0f, c2 = 0.0f;
+    zs__vf vm = zs__vset1(mean), vr = zs__vset1(rstd), vc1, vc2;
+    if (gx) { /* pass 1: the two row means */
+        float s1, s2;
+        zs__vf a1 = zs__vzero(), a2 = zs__vzero();
+        for (; i + ZS__VW <= n; i += ZS__VW) {
+            zs__vf g = w ? zs__vmul(zs__vload(gy + i), zs__vload(w + i)) : zs__vload(gy + i);
+            a1 = zs__vadd(a1, g);
+            a2 = zs__vfma(g, zs__vmul(zs__vsub(zs__vload(x + i), vm), vr), a2);
+        }
+        s1 = zs__vhsum(a1);
+        s2 = zs__vhsum(a2);
+        for (; i < n; i++) {
+            float g = w ? gy[i] * w[i] : gy[i];
+            s1 += g;
+            s2 += g * ((x[i] - mean) * rstd);
+        }
+        c1 = s1 / (float)n;
+        c2 = s2 / (float)n;
+    }
+    vc1 = zs__vset1(c1);
+    vc2 = zs__vset1(c2);
+    /* pass 2: gx, dw, db together */
+    for (i = 0; i + ZS__VW <= n; i += ZS__VW) {
+        zs__vf vg = zs__vload(gy + i), xh = zs__vmul(zs__vsub(zs__vload(x + i), vm), vr);
+        if (gx) {
+            zs__vf g = w ? zs__vmul(vg, zs__vload(w + i)) : vg;
+            zs__vf t = zs__vsub(zs__vsub(g, vc1), zs__vmul(xh, vc2));
+            zs__vstore(gx + i, zs__vfma(vr, t, zs__vload(gx + i)));
+        }
+        if (dw) zs__vstore(dw + i, zs__vfma(vg, xh, zs__vload(dw + i)));
+        if (db) zs__vstore(db + i, zs__vadd(zs__vload(db + i), vg));
+    }
+    for (; i < n; i++) {
+        float xh = (x[i] - mean) * rstd;
+        if (gx) gx[i] += rstd * ((w ? gy[i] * w[i] : gy[i]) - c1 - xh * c2);
+        if (dw) dw[i] += gy[i] * xh;
+        if (db) db[i] += gy[i];
+    }
+}
+ZS__PRIV void zs__ln_bwd_row_ref(float *gx, float *dw, float *db, const float *gy, const float *x, const float *w,
+                                 float mean, float rstd, int64_t n) {
+    double s1 = 0.0, s2 = 0.0;
+    int64_t i;
+    for (i = 0; i < n; i++) {
+        double g = (double)gy[i] * (w ? (double)w[i] : 1.0), xh = ((double)x[i] - mean) * rstd;
+        s1 += g;
+        s2 += g * xh;
+    }
+    for (i = 0; i < n; i++) {
+        double g = (double)gy[i] * (w ? (double)w[i] : 1.0), xh = ((double)x[i] - mean) * rstd;
+        if (gx) gx[i] = (float)(gx[i] + rstd * (g - s1 / (double)n - xh * s2 / (double)n));
+        if (dw) dw[i] = (float)(dw[i] + (double)gy[i] * xh);
+        if (db) db[i] = (float)(db[i] + (double)gy[i]);
+    }
+}
+
+/* SPEC 1.3 LayerNorm quirk row: y = a (x - mean) / (std + eps) + b with std
+   the UNBIASED standard deviation (n - 1; n = 1 gives NaN like torch) and eps
+   added to std. st gets mean, std, inv = 1 / (std + eps). */
+ZS__PRIV void zs__lnu_row(float *y, float *st, const float *x, const float *a, const float *b, int64_t n, float eps) {
+    float mean = zs__row_sum(x, n) / (float)n;
+    float sd = sqrtf(zs__row_sqdev(x, mean, n) / (float)(n - 1));
+    float inv = 1.0f / (sd + eps);
+    int64_t i = 0;
+    zs__vf vm = zs__vset1(mean), vi = zs__vset1(inv);
+    for (; i + ZS__VW <= n; i += ZS__VW) {
+        zs__vf t = zs__vmul(zs__vsub(zs__vload(x + i), vm), vi);
+        if (a) t = zs__vmul(zs__vload(a + i), t);
+        if (b) t = zs__vadd(t, zs__vload(b + i));
+        zs__vstore(y + i, t);
+    }
+    for (; i < n; i++) {
+        float t = (x[i] - mean) * inv;
+        if (a) t = a[i] * t;
+        if (b) t = t + b[i];
+        y[i] = t;
+    }
+    if (st) { st[0] = mean; st[1] = sd; st[2] = inv; }
+}
+ZS__PRIV void zs__lnu_row_ref(float *y, float *st, const float *x, const float *a, const float *b, int64_t n, float eps) {
+    double mean = 0.0, ss = 0.0, sd;
+    int64_t i;
+    for (i = 0; i < n; i++) mean += x[i];
+    mean /= (double)n;
+    for (i = 0; i < n; i++) ss += ((double)x[i] - mean) * ((double)x[i] - mean);
+    sd = sqrt(ss / (double)(n - 1));
+    for (i = 0; i < n; i++)
+        y[i] = (float)((a ? (double)a[i] : 1.0) * ((double)x[i] - mean) / (sd + (double)eps) + (b ? (double)b[i] : 0.0));
+    if (st) { st[0] = (float)mean; st[1] = (float)sd; st[2] = (float)(1.0 / (sd + (double)eps)); }
+}
+
+/* backward of the quirk, c = x - mean, g = gy a, inv = 1/(std + eps):
+   gx += inv (g - mean(g)) - inv^2 <g, c> c / ((n - 1) std)   (second term 0
+   when std = 0, where torch would give NaN); da += gy c inv; db += gy */
+ZS__PRIV void zs__lnu_bwd_row(float *gx, float *da, float *db, const float *gy, const float *x, const float *a,
+                              float mean, float sd, float inv, int64_t n) {
+    int64_t i = 0;
+    float mg = 0.0f, k = 0.0f;
+    zs__vf vm = zs__vset1(mean), vi = zs__vset1(inv), vmg, vk;
+    if (gx) { /* pass 1: mean(g) and <g, c> */
+        float s1, s2;
+        zs__vf a1 = zs__vzero(), a2 = zs__vzero();
+        for (; i + ZS__VW <= n; i += ZS__VW) {
+            zs__vf g = a ? zs__vmul(zs__vload(gy + i), zs__vload(a + i)) : zs__vload(gy + i);
+            a1 = zs__vadd(a1, g);
+            a2 = zs__vfma(g, zs__vsub(zs__vload(x + i), vm), a2);
+        }
+        s1 = zs__vhsum(a1);
+        s2 = zs__vhsum(a2);
+        for (; i < n; i++) {
+            float g = a ? gy[i] * a[i] : gy[i];
+            s1 += g;
+            s2 += g * (x[i] - mean);
+        }
+        mg = s1 / (float)n;
+        k = sd > 0.0f ? inv * inv * s2 / ((float)(n - 1) * sd) : 0.0f;
+    }
+    vmg = zs__vset1(mg);
+    vk = zs__vset1(k);
+    /* pass 2: gx, da, db together */
+    for (i = 0; i + ZS__VW <= n; i += ZS__VW) {
+        zs__vf vg = zs__vload(gy + i), c = zs__vsub(zs__vload(x + i), vm);
+        if (gx) {
+            zs__vf g = a ? zs__vmul(vg, zs__vload(a + i)) : vg;
+            zs__vf t = zs__vsub(zs__vmul(vi, zs__vsub(g, vmg)), zs__vmul(vk, c));
+            zs__vstore(gx + i, zs__vadd(zs__vload(gx + i), t));
+        }
+        if (da) zs__vstore(da + i, zs__vfma(vg, zs__vmul(c, vi), zs__vload(da + i)));
+        if (db) zs__vstore(db + i, zs__vadd(zs__vload(db + i), vg));
+    }
+    for (; i < n; i++) {
+        float c = x[i] - mean;
+        if (gx) gx[i] += inv * ((a ? gy[i] * a[i] : gy[i]) - mg) - k * c;
+        if (da) da[i] += gy[i] * (c * inv);
+        if (db) db[i] += gy[i];
+    }
+}
+ZS__PRIV void zs__lnu_bwd_row_ref(float *gx, float *da, float *db, const float *gy, const float *x, const float *a,
+                                  float mean, float sd, float inv, int64_t n) {
+    double s1 = 0.0, s2 = 0.0, k;
+    int64_t i;
+    for (i = 0; i < n; i++) {
+        double g = (double)gy[i] * (a ? (double)a[i] : 1.0);
+        s1 += g;
+        s2 += g * ((double)x[i] - mean);
+    }
+    k = sd > 0.0f ? (double)inv * inv * s2 / ((double)(n - 1) * sd) : 0.0;
+    for (i = 0; i < n; i++) {
+        double g = (double)gy[i] * (a ? (double)a[i] : 1.0), c = (double)x[i] - mean;
+        if (gx) gx[i] = (float)(gx[i] + inv * (g - s1 / (double)n) - k * c);
+        if (da) da[i] = (float)(da[i] + (double)gy[i] * c * inv);
+        if (db) db[i] = (float)(db[i] + (double)gy[i]);
+    }
+}
+
+/* F.normalize row: y = x / max(|x|, eps); st gets |x| */
+ZS__PRIV void zs__l2n_row(float *y, float *st, const float *x, int64_t n, float eps) {
+    float nrm = sqrtf(zs__row_dot(x, x, n));
+    float den = nrm < eps ? eps : nrm; /* NaN norm stays NaN */
+    zs__ew_scale_n(y, x, 1.0f / den, n);
+    if (st) st[0] = nrm;
+}
+ZS__PRIV void zs__l2n_row_ref(float *y, float *st, const float *x, int64_t n, float eps) {
+    double s = 0.0, den;
+    int64_t i;
+    for (i = 0; i < n; i++) s += (double)x[i] * x[i];
+    s = sqrt(s);
+    den = s < (double)eps ? (double)eps : s;
+    for (i = 0; i < n; i++) y[i] = (float)(x[i] / den);
+    if (st) st[0] = (float)s;
+}
+
+/* |x| >= eps: gx += g/|x| - x <x,g> / |x|^3; clamped: gx += g / eps */
+ZS__PRIV void zs__l2n_bwd_row(float *gx, const float *x, const float *gy, float nrm, float eps, int64_t n) {
+    if (nrm >= eps) {
+        float inv = 1.0f / nrm, k = -zs__row_dot(x, gy, n) * inv * inv * inv;
+        zs__ew_axpy_n(gx, gy, inv, n);
+        zs__ew_axpy_n(gx, x, k, n);
+    } else {
+        zs__ew_axpy_n(gx, gy, 1.0f / eps, n);
+    }
+}
+ZS__PRIV void zs__l2n_bwd_row_ref(float *gx, const float *x, const float *gy, float nrm, float eps, int64_t n) {
+    double dot = 0.0, s = 0.0;
+    int64_t i;
+    for (i = 0; i < n; i++) { dot += (double)x[i] * gy[i]; s += (double)x[i] * x[i]; }
+    s = sqrt(s);
+    for (i = 0; i < n; i++) {
+        if (nrm >= eps) gx[i] = (float)(gx[i] + gy[i] / s - x[i] * dot / (s * s * s));
+        else gx[i] = (float)(gx[i] + gy[i] / (double)eps);
+    }
+}
+
+enum { ZS__RW_SOFTMAX = 0, ZS__RW_LOGSOFTMAX, ZS__RW_LN, ZS__RW_LNU, ZS__RW_L2N,
+       ZS__RW_SOFTMAX_BWD, ZS__RW_LOGSOFTMAX_BWD, ZS__RW_L2N_BWD };
+
+typedef struct zs__rw_job {
+    int op;
+    int64_t D;
+    float eps;
+    float *y;           /* forward output, or the input gradient in backward */
+    const float *x;     /* input (backward: softmax/log-softmax output, or x) */
+    const float *g;     /* output gradient (backward) */
+    const float *w, *b;
+    float *st;          /* per-row statistics (may be NULL in forward) */
+} zs__rw_job;
+
+ZS__PRIV void zs__rw_task(void *arg, int64_t lo, int64_t hi, zs__arena *ws) {
+    zs__rw_job *j = (zs__rw_job *)arg;
+    int64_t r, D = j->D;
+    (void)ws;
+    for (r = lo; r < hi; r++) {
+        float *y = j->y + r * D;
+        const float *x = j->x + r * D;
+        switch (j->op) {
+        case ZS__RW_SOFTMAX: memcpy(y, x, (size_t)D * sizeof(float)); zs__softmax_row(y, D); break;
+        case ZS__RW_LOGSOFTMAX: zs__logsoftmax_row(y, x, D); break;
+        case ZS__RW_LN: zs__ln_row(y, j->st ? j->st + 2 * r : NULL, x, j->w, j->b, D, j->eps); break;
+        case ZS__RW_LNU: zs__lnu_row(y, j->st ? j->st + 3 * r : NULL, x, j->w, j->b, D, j->eps); break;
+        case ZS__RW_L2N: zs__l2n_row(y, j->st ? j->st + r : NULL, x, D, j->eps); break;
+        case ZS__RW_SOFTMAX_BWD: zs__softmax_bwd_row(y, x, j->g + r * D, D); break;
+        case ZS__RW_LOGSOFTMAX_BWD: zs__logsoftmax_bwd_row(y, x, j->g + r * D, D); break;
+        case ZS__RW_L2N_BWD: zs__l2n_bwd_row(y, x, j->g + r * D, j->st[r], j->eps, D); break;
+        default: break;
+        }
+    }
+}
+
+ZS__PRIV void zs__rw_run(zs_ctx *ctx, zs__rw_job *j, int64_t rows) {
+    int64_t D = j->D > 0 ? j->D : 1;
+    if (rows > 0 && j->D > 0) zs__parallel_rows(ctx, rows, (ZS__EW_MIN / 2 + D - 1) / D, zs__rw_task, j);
+}
+
+/* rows of the last dim (a scalar is one row of one) */
+ZS__PRIV void zs__rows_of(const zs_tensor *t, int64_t *R, int64_t *D) {
+    *D = t->ndim ? t->shape[t->ndim - 1] : 1;
+    *R = *D ? zs_numel(t) / *D : 0;
+}
+
+ZS__PRIV int zs__rowop_bwd(zs_ctx *ctx, zs_tensor *out, int op, const float *x) {
+    float *ga;
+    zs__rw_job j;
+    int64_t R;
+    ZS__GRAD_OR_FAIL(ga, ctx, out->src[0]);
+    if (!ga) return ZS_OK;
+    memset(&j, 0, sizeof j);
+    zs__rows_of(out, &R, &j.D);
+    j.op = op; j.y = ga; j.x = x; j.g = out->grad; j.st = (float *)out->saved; j.eps = out->fp[0];
+    zs__rw_run(ctx, &j, R);
+    return ZS_OK;
+}
+ZS__PRIV int zs__softmax_bwd(zs_ctx *ctx, zs_tensor *out) { return zs__rowop_bwd(ctx, out, ZS__RW_SOFTMAX_BWD, (const float *)out->data); }
+ZS__PRIV int zs__logsoftmax_bwd(zs_ctx *ctx, zs_tensor *out) {
+    return zs__rowop_bwd(ctx, out, ZS__RW_LOGSOFTMAX_BWD, (const float *)out->data);
+}
+ZS__PRIV int zs__l2n_bwd(zs_ctx *ctx, zs_tensor *out) {
+    return zs__rowop_bwd(ctx, out, ZS__RW_L2N_BWD, (const float *)out->src[0]->data);
+}
+
+/* row op forward for a single input; nst statistics floats per row saved */
+ZS__PRIV zs_tensor *zs__rowop(zs_ctx *ctx, zs_tensor *a, int op, int nst, float eps, const char *who, const char *name,
+                              zs_backward_fn bwd) {
+    zs_tensor *out;
+    zs__rw_job j;
+    int64_t R;
+    if (!zs__ok1(ctx, a, who)) return NULL;
+    a = zs__contig(ctx, a);
+    if (!a) return NULL;
+    out = zs__op_new(ctx, name, bwd, a->ndim, a->shape, a, NULL, NULL, NULL);
+    if (!out) return NULL;
+    memset(&j, 0, sizeof j);
+    zs__rows_of(a, &R, &j.D);
+    j.op = op; j.eps = eps; j.y = (float *)out->data; j.x = (const float *)a->data;
+    out->fp[0] = eps;
+    if (nst && (out->flags & ZS_FLAG_ON_TAPE)) {
+        j.st = (float *)zs__arena_alloc(&ctx->arena, (size_t)(R ? R : 1) * (size_t)nst * sizeof(float));
+        if (!j.st) { zs__fail(ZS_ERR_NOMEM, "%s: arena exhausted", who); return zs__op_fail(ctx, ZS_ERR_NOMEM); }
+        out->saved = j.st;
+    }
+    zs__rw_run(ctx, &j, R);
+    return out;
+}
+
+ZS__FN zs_tensor *zs_softmax(zs_ctx *ctx, zs_tensor *a) {
+    return zs__rowop(ctx, a, ZS__RW_SOFTMAX, 0, 0.0f, "zs_softmax", "softmax", zs__softmax_bwd);
+}
+ZS__FN zs_tensor *zs_log_softmax(zs_ctx *ctx, zs_tensor *a) {
+    return zs__rowop(ctx, a, ZS__RW_LOGSOFTMAX, 0, 0.0f, "zs_log_softmax", "log_softmax", zs__logsoftmax_bwd);
+}
+ZS__FN zs_tensor *zs_l2_normalize(zs_ctx *ctx, zs_tensor *x, float eps) {
+    return zs__rowop(ctx, x, ZS__RW_L2N, 1, eps, "zs_l2_normalize", "l2_normalize", zs__l2n_bwd);
+}
+
+/* -- layer norms: x [.., D], w/a [D], b [D]; saved: per-row statistics -- */
+
+typedef struct zs__lnb_job {
+    int unbiased;
+    int64_t R, D;
+    const float *x, *w, *gy, *st;
+    float *gx, *pw, *pb; /* pw/pb: [chunks, D] partial sums (may be NULL) */
+} zs__lnb_job;
+
+ZS__PRIV void zs__lnb_task(void *arg, int64_t lo, int64_t hi, zs__arena *ws) {
+    zs__lnb_job *j = (zs__lnb_job *)arg;
+    int64_t c, r, D = j->D;
+    (void)ws;
+    for (c = lo; c < hi; c++) {
+        int64_t r1 = (c + 1) * ZS__LN_CHUNK < j->R ? (c + 1) * ZS__LN_CHUNK : j->R;
+        float *pw = j->pw ? j->pw + c * D : NULL, *pb = j->pb ? j->pb + c * D : NULL;
+        for (r = c * ZS__LN_CHUNK; r < r1; r++) {
+            float *gx = j->gx ? j->gx + r * D : NULL;
+            if (j->unbiased)
+                zs__lnu_bwd_row(gx, pw, pb, j->gy + r * D, j->x + r * D, j->w, j->st[3 * r], j->st[3 * r + 1], j->st[3 * r + 2], D);
+            else
+                zs__ln_bwd_row(gx, pw, pb, j->gy + r * D, j->x + r * D, j->w, j->st[2 * r], j->st[2 * r + 1], D);
+        }
+    }
+}
+
+ZS__PRIV int zs__ln_bwd_common(zs_ctx *ctx, zs_tensor *out, int unbiased) {
+    zs_tensor *x = out->src[0], *w = out->src[1], *b = out->src[2];
+    float *gx, *gw, *gb;
+    zs__lnb_job j;
+    zs__amark m;
+    int64_t nch, c;
+    ZS__GRAD_OR_FAIL(gx, ctx, x);
+    ZS__GRAD_OR_FAIL(gw, ctx, w);
+    ZS__GRAD_OR_FAIL(gb, ctx, b);
+    memset(&j, 0, sizeof j);
+    zs__rows_of(x, &j.R, &j.D);
+    if ((!gx && !gw && !gb) || j.R == 0 || j.D == 0) return ZS_OK;
+    j.unbiased = unbiased;
+    j.x = (const float *)x->data; j.w = w ? (const float *)w->data : NULL;
+    j.gy = out->grad; j.st = (const float *)out->saved; j.gx = gx;
+    nch = (j.R + ZS__LN_CHUNK - 1) / ZS__LN_CHUNK;
+    m = zs__arena_mark(&ctx->arena);
+    if (gw) j.pw = (float *)zs__arena_calloc(&ctx->arena, (size_t)(nch * j.D) * sizeof(float));
+    if (gb) j.pb = (float *)zs__arena_calloc(&ctx->arena, (size_t)(nch * j.D) * sizeof(float));
+    if ((gw && !j.pw) || (gb && !j.pb)) {
+        zs__arena_release(&ctx->arena, m);
+        return zs__fail(ZS_ERR_NOMEM, "%s backward: arena exhausted", out->op);
+    }
+    zs__parallel_rows(ctx, nch, 1, zs__lnb_task, &j);
+    /* partial sums combined in chunk order: the same bits for any thread count */
+    for (c = 1; c < nch; c++) {
+        if (j.pw) zs__ew_acc_n(j.pw, j.pw + c * j.D, j.D, 0);
+        if (j.pb) zs__ew_acc_n(j.pb, j.pb + c * j.D, j.D, 0);
+    }
+    if (gw) zs__ew_acc_n(gw, j.pw, j.D, 0);
+    if (gb) zs__ew_acc_n(gb, j.pb, j.D, 0);
+    zs__arena_release(&ctx->arena, m);
+    return ZS_OK;
+}
+ZS__PRIV int zs__ln_bwd(zs_ctx *ctx, zs_tensor *out) { return zs__ln_bwd_common(ctx, out, 0); }
+ZS__PRIV int zs__lnu_bwd(zs_ctx *ctx, zs_tensor *out) { return zs__ln_bwd_common(ctx, out, 1); }
+
+ZS__PRIV zs_tensor *zs__ln_common(zs_ctx *ctx, zs_tensor *x, zs_tensor *w, zs_tensor *b, float eps, int unbiased) {
+    const char *who = unbiased ? "zs_layer_norm_unbiased" : "zs_layer_norm";
+    int nst = unbiased ? 3 : 2;
+    zs_tensor *out;
+    zs__rw_job j;
+    int64_t R, D;
+    if (!x || !zs__ok(ctx, who, x, w, b)) return NULL;
+    if (x->ndim < 1) return zs__shape_fail(ctx, who, x, NULL, "input needs at least one dimension");
+    D = x->shape[x->ndim - 1];
+    if (w && (w->ndim != 1 || w->shape[0] != D)) return zs__shape_fail(ctx, who, x, w, "weight must be [D], D the last dim of x");
+    if (b && (b->ndim != 1 || b->shape[0] != D)) return zs__shape_fail(ctx, who, x, b, "bias must be [D], D the last dim of x");
+    x = zs__contig(ctx, x);
+    if (!x || (w && !(w = zs__contig(ctx, w))) || (b && !(b = zs__contig(ctx, b)))) return NULL;
+    out = zs__op_new(ctx, unbiased ? "layer_norm_unbiased" : "layer_norm", unbiased ? zs__lnu_bwd : zs__ln_bwd,
+                     x->ndim, x->shape, x, w, b, NULL);
+    if (!out) return NULL;
+    zs__rows_of(x, &R, &D);
+    memset(&j, 0, sizeof j);
+    j.op = unbiased ? ZS__RW_LNU : ZS__RW_LN; j.D = D; j.eps = eps;
+    j.y = (float *)out->data; j.x = (const float *)x->data;
+    j.w = w ? (const float *)w->data : NULL; j.b = b ? (const float *)b->data : NULL;
+    out->fp[0] = eps;
+    if (out->flags & ZS_FLAG_ON_TAPE) {
+        j.st = (float *)zs__arena_alloc(&ctx->arena, (size_t)(R ? R : 1) * (size_t)nst * sizeof(float));
+        if (!j.st) { zs__fail(ZS_ERR_NOMEM, "%s: arena exhausted", who); return zs__op_fail(ctx, ZS_ERR_NOMEM); }
+        out->saved = j.st;
+    }
+    zs__rw_run(ctx, &j, R);
+    return out;
+}
+
+ZS__FN zs_tensor *zs_layer_norm(zs_ctx *ctx, zs_tensor *x, zs_tensor *w, zs_tensor *b, float eps) {
+    return zs__ln_common(ctx, x, w, b, eps, 0);
+}
+ZS__FN zs_tensor *zs_layer_norm_unbiased(zs_ctx *ctx, zs_tensor *x, zs_tensor *a, zs_tensor *b, float eps) {
+    return zs__ln_common(ctx, x, a, b, eps, 1);
+}
+
+/* ==================================================================== */
+/* [impl:attn] fused multi-head attention kernels                       */
+/* ==================================================================== */
+/* q [B,Tq,W], k and v [B,Tk,W], W = H*dh; head h owns columns
+   h*dh..h*dh+dh-1 of q, k, v and of the output (PyTorch's MHA after the
+   in-projection, before the out-projection).
+
+   Forward, one task per (b,h) pair:
+       S = scale * Q_h K_h^T          [Tq,Tk] in per-thread scratch
+       P = softmax(S) row by row       (stable: max subtracted)
+       P <- P * keep / (1-p)           training with p > 0 (inverted dropout)
+       O_h = P V_h                     into the output's column block
+   The GEMMs read each head in place through the leading dimension (the
+   row stride: W for a contiguous tensor, 3W for a slice of a fused qkv),
+   so q, k, v are never copied. keep(b,h,i,j) = hash_uniform(key, flat
+   index of (b,h,i,j)) >= p, with key drawn once per call and saved in
+   out->ip[1]: backward regenerates the mask instead of storing it.
+
+   Backward recomputes S and P from the inputs (flash-attention style:
+   nothing but the inputs and the key is kept), then per (b,h)
+       dV_h += P_drop^T dO_h
+       dP    = (dO_h V_h^T) * keep / (1-p)
+       dS    = P o (dP - rowsum(dP o P))
+       dQ_h += scale * dS K_h,   dK_h += scale * dS^T Q_h
+   Every task writes a disjoint column block of the output (forward) or of
+   dQ, dK, dV (backward) and reduces only inside itself, so results are
+   bit-identical for any thread count. Scratch per thread: two [Tq,Tk]
+   float matrices and a [Tq,Tk] byte mask (backward), one matrix (forward).
+
+   Saved for backward: src = q, k, v (as given, or their contiguous copies),
+   ip[0] = heads, ip[1] = the dropout key's bits, fp[0] = scale,
+   fp[1] = the effective dropout (0 unless training).
+
+   cls_attn and probs report the softmax probabilities BEFORE dropout (the
+   attention the model computed, not the random mask it trained with). */
+
+/* where one operand's rows live: p + b*sb + t*ld + column */
+typedef struct zs__attn_in { const float *p; int64_t sb, ld; } zs__attn_in;
+
+/* Can the GEMM address t [B,T,W] in place? Needs unit column stride and a
+   row stride of at least W; the batch stride is free. */
+ZS__PRIV int zs__attn_geom(const zs_tensor *t, zs__attn_in *g) {
+    int64_t T = t->shape[1], W = t->shape[2];
+    if (W > 1 && t->stride[2] != 1) return 0;
+    g->ld = T > 1 ? t->stride[1] : (W > 0 ? W : 1);
+    if (g->ld < W || g->ld < 1) return 0;
+    g->sb = t->stride[0];
+    g->p = (const float *)t->data;
+    return 1;
+}
+
+typedef struct zs__attn_job {
+    zs__attn_in q, k, v;
+    float *out;          /* forward output [B,Tq,W], contiguous */
+    const float *gout;   /* backward: dO [B,Tq,W], contiguous */
+    float *gq, *gk, *gv; /* backward: contiguous gradients; NULL = not wanted; may alias */
+    float *probs;        /* [B,H,Tq,Tk] or NULL */
+    float *cls;          /* [B,H,Tk] scratch for P[b,h,0,:] or NULL */
+    int64_t B, Tq, Tk, H, dh, W;
+    float scale, p, inv; /* p = effective dropout (0: none), inv = 1/(1-p) */
+    uint64_t key;
+    int fail[ZS_MAX_THREADS];
+} zs__attn_job;
+
+/* row i of P (pre-dropout) -> dropped and rescaled; keep flags into m (may be NULL) */
+ZS__PRIV void zs__attn_drop_row(float *row, unsigned char *m, int64_t n, uint64_t key, uint64_t base, float p, float inv) {
+    int64_t j;
+    for (j = 0; j < n; j++) {
+        int keep = zs__hash_uniform(key, base + (uint64_t)j) >= p;
+        if (m) m[j] = (unsigned char)keep;
+        row[j] *= keep ? inv : 0.0f; /* a select, not a branch: ~2x faster at p = 0.1 */
+    }
+}
+
+/* S = scale Q_h K_h^T then row softmax, into S [Tq,Tk] */
+ZS__PRIV int zs__attn_scores(const zs__attn_job *j, zs__arena *ws, const float *Q, const float *K, float *S) {
+    int64_t i;
+    if (j->dh == 0) {
+        memset(S, 0, (size_t)(j->Tq * j->Tk) * sizeof(float));
+    } else {
+        int rc = zs__sgemm_st(ws, 0, 1, j->Tq, j->Tk, j->dh, j->scale, Q, j->q.ld, K, j->k.ld, 0.0f, S, j->Tk);
+        if (rc) return rc;
+    }
+    for (i = 0; i < j->Tq; i++) zs__softmax_row(S + i * j->Tk, j->Tk);
+    return ZS_OK;
+}
+
+ZS__PRIV int zs__attn_fwd_pair(zs__attn_job *j, int64_t b, int64_t h, zs__arena *ws) {
+    const int64_t Tq = j->Tq, Tk = j->Tk, dh = j->dh, bh = b * j->H + h;
+    const float *Q = j->q.p + b * j->q.sb + h * dh;
+    const float *K = j->k.p + b * j->k.sb + h * dh;
+    const float *V = j->v.p + b * j->v.sb + h * dh;
+    float *O = j->out + b * Tq * j->W + h * dh, *S;
+    zs__amark m = zs__arena_mark(ws);
+    int64_t i;
+    int rc = ZS_OK;
+    S = (float *)zs__arena_alloc(ws, (size_t)(Tq * Tk) * sizeof(float));
+    if (!S) return ZS_ERR_NOMEM;
+    rc = zs__attn_scores(j, ws, Q, K, S);
+    if (rc) goto done;
+    if (j->probs) memcpy(j->probs + bh * Tq * Tk, S, (size_t)(Tq * Tk) * sizeof(float));
+    if (j->cls) memcpy(j->cls + bh * Tk, S, (size_t)Tk * sizeof(float));
+    if (j->p > 0.0f)
+        for (i = 0; i < Tq; i++) zs__attn_drop_row(S + i * Tk, NULL, Tk, j->key, (uint64_t)((bh * Tq + i) * Tk), j->p, j->inv);
+    if (dh) rc = zs__sgemm_st(ws, 0, 0, Tq, dh, Tk, 1.0f, S, Tk, V, j->v.ld, 0.0f, O, j->W);
+done:
+    zs__arena_release(ws, m);
+    return rc;
+}
+
+ZS__PRIV void zs__attn_fwd_task(void *arg, int ith, int nth, zs__arena *ws) {
+    zs__attn_job *j = (zs__attn_job *)arg;
+    int64_t lo, hi, t;
+    zs__split(j->B * j->H, ith, nth, &lo, &hi);
+    for (t = lo; t < hi && !j->fail[ith]; t++) j->fail[ith] = zs__attn_fwd_pair(j, t / j->H, t % j->H, ws);
+}
+
+ZS__PRIV int zs__attn_bwd_pair(zs__attn_job *j, int64_t b, int64_t h, zs__arena *ws) {
+    const int64_t Tq = j->Tq, Tk = j->Tk, dh = j->dh, W = j->W, bh = b * j->H + h;
+    const float *Q = j->q.p + b * j->q.sb + h * dh;
+    const float *K = j->k.p + b * j->k.sb + h * dh;
+    const float *V = j->v.p + b * j->v.sb + h * dh;
+    const float *dO = j->gout + b * Tq * W + h * dh;
+    const int64_t off_q = b * Tq * W + h * dh, off_k = b * Tk * W + h * dh;
+    float *P, *D;
+    unsigned char *mask = NULL;
+    zs__amark m = zs__arena_mark(ws);
+    int64_t i, c;
+    int rc;
+    const int drop = j->p > 0.0f;
+    P = (float *)zs__arena_alloc(ws, (size_t)(Tq * Tk) * sizeof(float));
+    D = (float *)zs__arena_alloc(ws, (size_t)(Tq * Tk) * sizeof(float));
+    if (drop) mask = (unsigned char *)zs__arena_alloc(ws, (size_t)(Tq * Tk));
+    if (!P || !D || (drop && !mask)) { zs__arena_release(ws, m); return ZS_ERR_NOMEM; }
+    rc = zs__attn_scores(j, ws, Q, K, P);
+    if (rc) goto done;
+    if (drop) {
+        /* D = dropped P (for dV), mask remembered for dP */
+        memcpy(D, P, (size_t)(Tq * Tk) * sizeof(float));
+        for (i = 0; i < Tq; i++)
+            zs__attn_drop_row(D + i * Tk, mask + i * Tk, Tk, j->key, (uint64_t)((bh * Tq + i) * Tk), j->p, j->inv);
+    }
+    if (j->gv && dh) { /* dV_h [Tk,dh] += P_drop^T [Tk,Tq] dO_h [Tq,dh] */
+        rc = zs__sgemm_st(ws, 1, 0, Tk, dh, Tq, 1.0f, drop ? D : P, Tk, dO, W, 1.0f, j->gv + off_k, W);
+        if (rc) goto done;
+    }
+    if (!j->gq && !j->gk) goto done;
+    /* D = dP_drop = dO_h V_h^T [Tq,Tk] */
+    if (dh) {
+        rc = zs__sgemm_st(ws, 0, 1, Tq, Tk, dh, 1.0f, dO, W, V, j->v.ld, 0.0f, D, Tk);
+        if (rc) goto done;
+    } else {
+        memset(D, 0, (size_t)(Tq * Tk) * sizeof(float));
+    }
+    /* D <- dS = P o (dP - rowsum(dP o P)), dP = dP_drop * keep / (1-p) */
+    for (i = 0; i < Tq; i++) {
+        float *d = D + i * Tk;
+        const float *pr = P + i * Tk;
+        float s = 0.0f;
+        if (drop) {
+            const unsigned char *mr = mask + i * Tk;
+            const float f[2] = {0.0f, j->inv};
+            for (c = 0; c < Tk; c++) d[c] *= f[mr[c]];
+        }
+        for (c = 0; c < Tk; c++) s += d[c] * pr[c];
+        for (c = 0; c < Tk; c++) d[c] = pr[c] * (d[c] - s);
+    }
+    if (j->gq && dh) { /* dQ_h [Tq,dh] += scale dS [Tq,Tk] K_h [Tk,dh] */
+        rc = zs__sgemm_st(ws, 0, 0, Tq, dh, Tk, j->scale, D, Tk, K, j->k.ld, 1.0f, j->gq + off_q, W);
+        if (rc) goto done;
+    }
+    if (j->gk && dh) /* dK_h [Tk,dh] += scale dS^T [Tk,Tq] Q_h [Tq,dh] */
+        rc = zs__sgemm_st(ws, 1, 0, Tk, dh, Tq, j->scale, D, Tk, Q, j->q.ld, 1.0f, j->gk + off_k, W);
+done:
+    zs__arena_release(ws, m);
+    return rc;
+}
+
+ZS__PRIV void zs__attn_bwd_task(void *arg, int ith, int nth, zs__arena *ws) {
+    zs__attn_job *j = (zs__attn_job *)arg;
+    int64_t lo, hi, t;
+    zs__split(j->B * j->H, ith, nth, &lo, &hi);
+    for (t = lo; t < hi && !j->fail[ith]; t++) j->fail[ith] = zs__attn_bwd_pair(j, t / j->H, t % j->H, ws);
+}
+
+ZS__PRIV int zs__attn_job_fail(const zs__attn_job *j) {
+    int i;
+    for (i = 0; i < ZS_MAX_THREADS; i++)
+        if (j->fail[i]) return j->fail[i];
+    return ZS_OK;
+}
+
+/* the geometry and parameters shared by forward and backward */
+ZS__PRIV void zs__attn_job_init(zs__attn_job *j, const zs_tensor *q, const zs_tensor *k, const zs_tensor *v,
+                                int64_t heads, float scale, float p, uint64_t key) {
+    memset(j, 0, sizeof *j);
+    zs__attn_geom(q, &j->q);
+    zs__attn_geom(k, &j->k);
+    zs__attn_geom(v, &j->v);
+    j->B = q->shape[0];
+    j->Tq = q->shape[1];
+    j->Tk = k->shape[1];
+    j->W = q->shape[2];
+    j->H = heads;
+    j->dh = j->W / heads;
+    j->scale = scale;
+    j->p = p;
+    j->inv = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    j->key = key;
+}
+
+ZS__PRIV int zs__attn_bwd(zs_ctx *ctx, zs_tensor *out) {
+    zs_tensor *q = out->src[0], *k = out->src[1], *v = out->src[2];
+    float *gq, *gk, *gv;
+    zs__attn_job j;
+    uint64_t key;
+    int rc;
+    ZS__GRAD_OR_FAIL(gq, ctx, q);
+    ZS__GRAD_OR_FAIL(gk, ctx, k);
+    ZS__GRAD_OR_FAIL(gv, ctx, v);
+    if (!gq && !gk && !gv) return ZS_OK;
+    if (zs_numel(out) == 0 || k->shape[1] == 0) return ZS_OK; /* no contributions */
+    memcpy(&key, &out->ip[1], sizeof key);
+    zs__attn_job_init(&j, q, k, v, out->ip[0], out->fp[0], out->fp[1], key);
+    j.gout = out->grad;
+    j.gq = gq;
+    j.gk = gk;
+    j.gv = gv;
+    zs__pool_run(&ctx->pool, zs__attn_bwd_task, &j);
+    rc = zs__attn_job_fail(&j);
+    if (rc) return zs__fail(rc, "zs_attention backward: kernel failed (%s; per-thread scratch exhausted?)", zs_status_str(rc));
+    return ZS_OK;
+}
+
+ZS__FN zs_tensor *zs_attention_ex(zs_ctx *ctx, zs_tensor *q, zs_tensor *k, zs_tensor *v,
+                                  int heads, float scale, float dropout_p,
+                                  float *cls_attn, float *probs) {
+    static const char *who = "zs_attention";
+    zs__attn_in g;
+    zs__attn_job j;
+    zs__amark am;
+    zs_tensor *out, *qc, *kc, *vc;
+    int64_t shape[3], B, Tq, Tk, W, H, i, c;
+    float p;
+    uint64_t key = 0;
+    int rc;
+    if (!zs__ok3(ctx, q, k, v, who)) return NULL;
+    if (q->ndim != 3) return zs__shape_fail(ctx, who, q, NULL, "q must be [B,Tq,heads*head_dim]");
+    if (k->ndim != 3) return zs__shape_fail(ctx, who, k, NULL, "k must be [B,Tk,heads*head_dim]");
+    if (v->ndim != 3) return zs__shape_fail(ctx, who, v, NULL, "v must be [B,Tk,heads*head_dim]");
+    if (heads < 1) {
+        zs__fail(ZS_ERR_ARG, "%s: heads must be >= 1, got %d", who, heads);
+        return zs__op_fail(ctx, ZS_ERR_ARG);
+    }
+    /* NaN test on the bits: -ffast-math may fold a NaN comparison away */
+    if ((zs__f2u(dropout_p) & 0x7f800000u) == 0x7f800000u || dropout_p < 0.0f || dropout_p > 1.0f) {
+        zs__fail(ZS_ERR_ARG, "%s: dropout_p must be in [0,1], got %g", who, (double)dropout_p);
+        return zs__op_fail(ctx, ZS_ERR_ARG);
+    }
+    B = q->shape[0]; Tq = q->shape[1]; W = q->shape[2]; Tk = k->shape[1]; H = heads;
+    if (W % H) {
+        char why[96];
+        snprintf(why, sizeof why, "width %lld is not a multiple of heads %d", (long long)W, heads);
+        return zs__shape_fail(ctx, who, q, NULL, why);
+    }
+    if (k->shape[0] != B) return zs__shape_fail(ctx, who, q, k, "q and k batch sizes differ");
+    if (k->shape[2] != W) return zs__shape_fail(ctx, who, q, k, "q and k widths differ");
+    if (v->shape[0] != B || v->shape[1] != Tk) return zs__shape_fail(ctx, who, k, v, "k and v need the same batch and length");
+    if (v->shape[2] != W) return zs__shape_fail(ctx, who, q, v, "q and v widths differ");
+    /* operands the GEMM cannot address in place get a (differentiable) copy;
+       one tensor passed several times is copied once */
+    qc = zs__attn_geom(q, &g) ? q : zs_contiguous(ctx, q);
+    kc = k == q ? qc : (zs__attn_geom(k, &g) ? k : zs_contiguous(ctx, k));
+    vc = v == q ? qc : v == k ? kc : (zs__attn_geom(v, &g) ? v : zs_contiguous(ctx, v));
+    if (!qc || !kc || !vc) return NULL;
+    shape[0] = B; shape[1] = Tq; shape[2] = W;
+    out = zs__op_new(ctx, "attention", zs__attn_bwd, 3, shape, qc, kc, vc, NULL);
+    if (!out) return NULL;
+    p = ctx->training ? dropout_p : 0.0f;
+    if (p > 0.0f) key = zs__rng_key(ctx);
+    out->ip[0] = H;
+    memcpy(&out->ip[1], &key, sizeof key);
+    out->fp[0] = scale;
+    out->fp[1] = p;
+    if (B == 0 || W == 0) return out;
+    if (Tq == 0 || Tk == 0) { /* nothing to attend to / no query 0 */
+        memset(out->data, 0, (size_t)zs_numel(out) * sizeof(float));
+        if (cls_attn) memset(cls_attn, 0, (size_t)(B * Tk) * sizeof(float));
+        return out;
+    }
+    zs__attn_job_init(&j, qc, kc, vc, H, scale, p, key);
+    j.out = (float *)out->data;
+    j.probs = probs;
+    am = zs__arena_mark(&ctx->arena);
+    if (cls_attn && !probs) { /* P[b,h,0,:] lands here, reduced below */
+        j.cls = (float *)zs__arena_alloc(&ctx->arena, (size_t)(B * H * Tk) * sizeof(float));
+        if (!j.cls) { zs__fail(ZS_ERR_NOMEM, "%s: arena exhausted", who); return zs__op_fail(ctx, ZS_ERR_NOMEM); }
+    }
+    zs__pool_run(&ctx->pool, zs__attn_fwd_task, &j);
+    rc = zs__attn_job_fail(&j);
+    if (!rc && cls_attn) /* head mean of P[b,h,0,:], heads summed in order */
+        for (i = 0; i < B; i++)
+            for (c = 0; c < Tk; c++) {
+                float s = 0.0f;
+                int64_t h;
+                for (h = 0; h < H; h++) s += probs ? probs[(i * H + h) * Tq * Tk + c] : j.cls[(i * H + h) * Tk + c];
+                cls_attn[i * Tk + c] = s / (float)H;
+            }
+    zs__arena_release(&ctx->arena, am);
+    if (rc) {
+        zs__fail(rc, "%s: kernel failed (%s; per-thread scratch exhausted?)", who, zs_status_str(rc));
+        return zs__op_fail(ctx, rc);
+    }
+    return out;
+}
+
+ZS__FN zs_tensor *zs_attention(zs_ctx *ctx, zs_tensor *q, zs_tensor *k, zs_tensor *v,
+                               int heads, float scale, float dropout_p) {
+    return zs_attention_ex(ctx, q, k, v, heads, scale, dropout_p, NULL, NULL);
+}
+
+/* -- scalar references (plain loops, double accumulation), for the tests -- */
+
+/* the dropout keep decision of element (b,h,i,j), as the kernels make it */
+ZS__PRIV int zs__attn_keep(uint64_t key, int64_t H, int64_t Tq, int64_t Tk, int64_t b, int64_t h, int64_t i, int64_t j, float p) {
+    return zs__hash_uniform(key, (uint64_t)(((b * H + h) * Tq + i) * Tk + j)) >= p;
+}
+
+/* P[b,h,:,:] in double into P [Tq,Tk]; q, k contiguous */
+ZS__PRIV void zs__attn_ref_probs(const float *q, const float *k, int64_t Tq, int64_t Tk, int64_t H, int64_t dh,
+                                 float scale, int64_t b, int64_t h, double *P) {
+    int64_t W = H * dh, i, j, c;
+    for (i = 0; i < Tq; i++) {
+        double *pr = P + i * Tk, mx = -INFINITY, s = 0.0;
+        for (j = 0; j < Tk; j++) {
+            double d = 0.0;
+            for (c = 0; c < dh; c++) d += (double)q[(b * Tq + i) * W + h * dh + c] * (double)k[(b * Tk + j) * W + h * dh + c];
+            pr[j] = d * (double)scale;
+            if (pr[j] > mx) mx = pr[j];
+        }
+        for (j = 0; j < Tk; j++) { pr[j] = exp(pr[j] - mx); s += pr[j]; }
+        for (j = 0; j < Tk; j++) pr[j] /= s;
+    }
+}
+
+/* Forward reference. q [B,Tq,H*dh], k, v [B,Tk,H*dh], all contiguous; p is
+   the effective dropout (0 in eval), key the op's key. out [B,Tq,H*dh];
+   cls_attn [B,Tk] and probs [B,H,Tq,Tk] (pre-dropout) may be NULL.
+   work: (Tq+1)*Tk doubles. */
+ZS__PRIV void zs__attention_ref(const float *q, const float *k, const float *v, float *out,
+                                int64_t B, int64_t Tq, int64_t Tk, int64_t H, int64_t dh,
+                                float scale, float p, uint64_t key, float *cls_attn, float *probs, double *work) {
+    int64_t W = H * dh, b, h, i, j, c;
+    double inv = p < 1.0f ? 1.0 / (1.0 - (double)p) : 0.0, *P = work, *acc = work + Tq * Tk;
+    for (b = 0; b < B; b++) {
+        for (j = 0; j < Tk; j++) acc[j] = 0.0;
+        for (h = 0; h < H; h++) {
+            zs__attn_ref_probs(q, k, Tq, Tk, H, dh, scale, b, h, P);
+            for (j = 0; j < Tk && Tq > 0; j++) acc[j] += P[j];
+            for (i = 0; i < Tq; i++)
+                for (j = 0; j < Tk; j++) {
+                    double *pij = P + i * Tk + j;
+                    if (probs) probs[((b * H + h) * Tq + i) * Tk + j] = (float)*pij;
+                    if (p > 0.0f) *pij = zs__attn_keep(key, H, Tq, Tk, b, h, i, j, p) ? *pij * inv : 0.0;
+                }
+            for (i = 0; i < Tq; i++)
+                for (c = 0; c < dh; c++) {
+                    double s = 0.0;
+                    for (j = 0; j < Tk; j++) s += P[i * Tk + j] * (double)v[(b * Tk + j) * W + h * dh + c];
+                    out[(b * Tq + i) * W + h * dh + c] = (float)s;
+                }
+        }
+        if (cls_attn)
+            for (j = 0; j < Tk; j++) cls_attn[b * Tk + j] = (float)(acc[j] / (double)H);
+    }
+}
+
+/* Backward reference: accumulates (+=) into gq, gk, gv (each may be NULL)
+   from gout [B,Tq,H*dh]; same conventions as zs__attention_ref.
+   work: 2*Tq*Tk doubles. */
+ZS__PRIV void zs__attention_bwd_ref(const float *q, const float *k, const float *v, const float *gout,
+                                    float *gq, float *gk, float *gv,
+                                    int64_t B, int64_t Tq, int64_t Tk, int64_t H, int64_t dh,
+                                    float scale, float p, uint64_t key, double *work) {
+    int64_t W = H * dh, b, h, i, j, c;
+    double inv = p < 1.0f ? 1.0 / (1.0 - (double)p) : 0.0, *P = work, *dS = work + Tq * Tk, s;
+#define ZS__ATTN_M(i_, j_) (p > 0.0f ? (zs__attn_keep(key, H, Tq, Tk, b, h, i_, j_, p) ? inv : 0.0) : 1.0)
+    for (b = 0; b < B; b++)
+        for (h = 0; h < H; h++) {
+            zs__attn_ref_probs(q, k, Tq, Tk, H, dh, scale, b, h, P);
+            for (i = 0; i < Tq; i++) {
+                double rs = 0.0;
+                for (j = 0; j < Tk; j++) {
+                    double d = 0.0;
+                    for (c = 0; c < dh; c++) d += (double)gout[(b * Tq + i) * W + h * dh + c] * (double)v[(b * Tk + j) * W + h * dh + c];
+                    dS[i * Tk + j] = d * ZS__ATTN_M(i, j); /* dP */
+                    rs += dS[i * Tk + j] * P[i * Tk + j];
+                }
+                for (j = 0; j < Tk; j++) dS[i * Tk + j] = P[i * Tk + j] * (dS[i * Tk + j] - rs);
+            }
+            for (j = 0; j < Tk; j++)
+                for (c = 0; c < dh; c++) {
+                    if (gv) {
+                        for (s = 0.0, i = 0; i < Tq; i++) s += P[i * Tk + j] * ZS__ATTN_M(i, j) * (double)gout[(b * Tq + i) * W + h * dh + c];
+                        gv[(b * Tk + j) * W + h * dh + c] += (float)s;
+                    }
+                    if (gk) {
+                        for (s = 0.0, i = 0; i < Tq; i++) s += dS[i * Tk + j] * (double)q[(b * Tq + i) * W + h * dh + c];
+                        gk[(b * Tk + j) * W + h * dh + c] += (float)(s * (double)scale);
+                    }
+                }
+            if (gq)
+                for (i = 0; i < Tq; i++)
+                    for (c = 0; c < dh; c++) {
+                        for (s = 0.0, j = 0; j < Tk; j++) s += dS[i * Tk + j] * (double)k[(b * Tk + j) * W + h * dh + c];
+                        gq[(b * Tq + i) * W + h * dh + c] += (float)(s * (double)scale);
+                    }
+        }
+#undef ZS__ATTN_M
+}
+
+/* ==================================================================== */
+/* [impl:conv] conv2d, pooling, batch norm                              */
+/* ==================================================================== */
+/* conv2d is im2col + SGEMM. Images are processed in GROUPS of G images
+   whose column matrices sit side by side, col [C*KH*KW, G*OH*OW], so that
+   small feature maps (7x7, 14x14) still give the GEMM a wide N:
+       forward   Y_g  [O, G*OHW]   = W [O, CKK] x col_g
+       backward  dW  [O, CKK]     += dY_g x col_g^T   (groups in order)
+                 dcol_g [CKK, G*OHW] = W^T x dY_g, then col2im (+=) into dX
+   G depends on the shapes only (never on the thread count), every GEMM is
+   zs__sgemm over the pool (bit-identical for any thread count), and the
+   copies around it (im2col, col2im, gather/scatter) split independent rows,
+   so results are bit-identical for any number of threads. One group's column
+   buffer (at most ZS__CONV_COL_MAX floats, or one image) lives in the calling
+   thread's scratch arena. Fast path: a 1x1 stride-1 unpadded conv of a
+   single image multiplies the image itself ([C, H*W]) without im2col.
+
+   Pooling and batch norm split planes / channels over threads; every
+   reduction (bias gradient, batch statistics, global average) runs inside
+   one row in a fixed order, summed in double. */
+
+#define ZS__CONV_GROUP_COLS 1024               /* target GEMM width per group */
+#define ZS__CONV_COL_MAX ((int64_t)8 << 20)    /* floats in a group's col buffer (32 MB) */
+
+typedef struct zs__conv_geom {
+    int64_t B, C, H, W, O, KH, KW, OH, OW; /* x [B,C,H,W], w [O,C,KH,KW], y [B,O,OH,OW] */
+    int64_t sh, sw, ph, pw;
+    int64_t CKK, OHW, G; /* rows of col, columns per image, images per group */
+    int pointwise;       /* 1x1 kernel, stride 1, no padding */
+} zs__conv_geom;
+
+ZS__PRIV void zs__conv_geom_init(zs__conv_geom *g, const zs_tensor *x, const zs_tensor *w,
+                                 int64_t sh, int64_t sw, int64_t ph, int64_t pw) {
+    int64_t G = 1, cap;
+    g->B = x->shape[0]; g->C = x->shape[1]; g->H = x->shape[2]; g->W = x->shape[3];
+    g->O = w->shape[0]; g->KH = w->shape[2]; g->KW = w->shape[3];
+    g->sh = sh; g->sw = sw; g->ph = ph; g->pw = pw;
+    g->OH = (g->H + 2 * ph - g->KH) / sh + 1;
+    g->OW = (g->W + 2 * pw - g->KW) / sw + 1;
+    g->CKK = g->C * g->KH * g->KW;
+    g->OHW = g->OH * g->OW;
+    g->pointwise = g->KH == 1 && g->KW == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
+    if (g->OHW > 0 && g->OHW < ZS__CONV_GROUP_COLS) G = (ZS__CONV_GROUP_COLS + g->OHW - 1) / g->OHW;
+    cap = g->CKK * g->OHW > 0 ? ZS__CONV_COL_MAX / (g->CKK * g->OHW) : G;
+    if (G > cap) G = cap;
+    if (G > g->B) G = g->B;
+    g->G = G < 1 ? 1 : G;
+}
+
+/* Double-precision sums over n floats with 8 interleaved accumulators
+   (a fixed order: the result depends on n only). */
+#define ZS__CONV_SUM8(expr_i, n, out)                                                       \
+    do {                                                                                    \
+        double s_[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                            \
+        int64_t i_, j_;                                                                     \
+        for (i_ = 0; i_ + 8 <= (n); i_ += 8)                                                \
+            for (j_ = 0; j_ < 8; j_++) {                                                    \
+                int64_t i = i_ + j_;                                                        \
+                s_[j_] += (expr_i);                                                         \
+            }                                                                               \
+        for (; i_ < (n); i_++) {                                                            \
+            int64_t i = i_;                                                                 \
+            s_[0] += (expr_i);                                                              \
+        }                                                                                   \
+        (out) = ((s_[0] + s_[1]) + (s_[2] + s_[3])) + ((s_[4] + s_[5]) + (s_[6] + s_[7]));  \
+    } while (0)
+
+/* sum p[i] */
+ZS__PRIV double zs__conv_sum(const float *p, int64_t n) {
+    double r;
+    ZS__CONV_SUM8((double)p[i], n, r);
+    return r;
+}
+/* sum (p[i] - c)^2 */
+ZS__PRIV double zs__conv_sumsq(const float *p, int64_t n, double c) {
+    double r;
+    ZS__CONV_SUM8(((double)p[i] - c) * ((double)p[i] - c), n, r);
+    return r;
+}
+/* sum d[i] * (p[i] - c) */
+ZS__PRIV double zs__conv_dotc(const float *d, const float *p, int64_t n, double c) {
+    double r;
+    ZS__CONV_SUM8((double)d[i] * ((double)p[i] - c), n, r);
+    return r;
+}
+
+/* [lo, hi) of output columns ow whose input column ow*s - p + k lies in [0, n) */
+ZS__PRIV void zs__conv_valid(int64_t n, int64_t nout, int64_t s, int64_t p, int64_t k, int64_t *lo, int64_t *hi) {
+    int64_t a = p - k, b = n - 1 + p - k;
+    *lo = a > 0 ? (a + s - 1) / s : 0;
+    *hi = b < 0 ? 0 : b / s + 1;
+    if (*hi > nout) *hi = nout;
+    if (*lo > *hi) *lo = *hi;
+}
+
+/* -- im2col: col [CKK, ng*OHW] from ng images x [ng, C, H, W] -- */
+typedef struct zs__col_arg {
+    const zs__conv_geom *g;
+    const float *x; /* first image of the group, [ng,C,H,W] */
+    float *gx;      /* col2im target, first image of the group */
+    float *col;     /* [CKK, ng*OHW] */
+    int64_t ng;
+} zs__col_arg;
+
+ZS__PRIV void zs__im2col_rows(void *arg, int64_t lo, int64_t hi, zs__arena *ws) {
+    const zs__col_arg *a = (const zs__col_arg *)arg;
+    const zs__conv_geom *g = a->g;
+    int64_t ncols = a->ng * g->OHW, r, gi, oh, ow;
+    (void)ws;
+    for (r = lo; r < hi; r++) {
+        int64_t c = r / (g->KH * g->KW), kh = (r / g->KW) % g->KH, kw = r % g->KW, wlo, whi;
+        zs__conv_valid(g->W, g->OW, g->sw, g->pw, kw, &wlo, &whi);
+        for (gi = 0; gi < a->ng; gi++) {
+            const float *xp = a->x + (gi * g->C + c) * g->H * g->W; /* plane [H,W] */
+            float *d = a->col + r * ncols + gi * g->OHW;
+            for (oh = 0; oh < g->OH; oh++, d += g->OW) {
+                int64_t ih = oh * g->sh - g->ph + kh;
+                const float *src;
+                if (ih < 0 || ih >= g->H || whi == wlo) { memset(d, 0, (size_t)g->OW * 4); continue; }
+                for (ow = 0; ow < wlo; ow++) d[ow] = 0.0f;
+                src = xp + ih * g->W + (wlo * g->sw - g->pw + kw); /* input of column wlo */
+                if (g->sw == 1) memcpy(d + wlo, src, (size_t)(whi - wlo) * 4);
+                else
+                    for (ow = wlo; ow < whi; ow++) d[ow] = src[(ow - wlo) * g->sw];
+                for (ow = whi; ow < g->OW; ow++) d[ow] = 0.0f;
+            }
+        }
+    }
+}
+
+/* d[i] += s[i] (separate arrays: lets the compiler vectorise) */
+ZS__PRIV void zs__conv_add(float *ZS__RESTRICT d, const float *ZS__RESTRICT s, int64_t n) {
+    int64_t i;
+    for (i = 0; i < n; i++) d[i] += s[i];
+}
+
+/* col2im: gx planes (gi, c) += every column entry that came from them, in a
+   fixed (kh, kw, oh, ow) order; planes are independent rows. */
+ZS__PRIV void zs__col2im_rows(void *arg, int64_t lo, int64_t hi, zs__arena *ws) {
+    const zs__col_arg *a = (const zs__col_arg *)arg;
+    const zs__conv_geom *g = a->g;
+    int64_t ncols = a->ng * g->OHW, p, kh, kw, oh, ow;
+    (void)ws;
+    for (p = lo; p < hi; p++) {
+        int64_t gi = p / g->C, c = p % g->C;
+        float *gp = a->gx + p * g->H * g->W; /* plane (gi, c) of [ng,C,H,W] */
+        for (kh = 0; kh < g->KH; kh++)
+            for (kw = 0; kw < g->KW; kw++) {
+                const float *src = a->col + ((c * g->KH + kh) * g->KW + kw) * ncols + gi * g->OHW;
+                int64_t wlo, whi;
+                zs__conv_valid(g->W, g->OW, g->sw, g->pw, kw, &wlo, &whi);
+                for (oh = 0; oh < g->OH; oh++) {
+                    int64_t ih = oh * g->sh - g->ph + kh;
+                    int64_t base = ih * g->W - g->pw + kw; /* input index of column ow: base + ow*sw */
+                    const float *s = src + oh * g->OW;
+                    if (ih < 0 || ih >= g->H) continue;
+                    if (g->sw == 1) zs__conv_add(gp + base + wlo, s + wlo, whi - wlo);
+                    else
+                        for (ow = wlo; ow < whi; ow++) gp[base + ow * g->sw] += s[ow];
+                }
+            }
+    }
+}
+
+/* -- moving rows between a group matrix [O, ng*OHW] and y [ng, O, OHW] -- */
+typedef struct zs__grp_arg {
+    const zs__conv_geom *g;
+    float *y;         /* [ng, O, OHW] (first image of the group) */
+    float *m;         /* [O, ng*OHW] */
+    const float *bias; /* [O] or NULL */
+    int64_t ng;
+} zs__grp_arg;
+
+/* y = m + bias (in place when m == y, i.e. ng == 1) */
+ZS__PRIV void zs__conv_scatter_rows(void *arg, int64_t lo, int64_t hi, zs__arena *ws) {
+    const zs__grp_arg *a = (const zs__grp_arg *)arg;
+    const zs__conv_geom *g = a->g;
+    int64_t o, gi, i, n = g->OHW;
+    (void)ws;
+    for (o = lo; o < hi; o++) {
+        float bo = a->bias ? a->bias[o] : 0.0f;
+        for (gi = 0; gi < a->ng; gi++) {
+            const float *s = a->m + o * a->ng * n + gi * n;
+            float *d = a->y + (gi * g->O + o) * n;
+            if (a->bias)
+                for (i = 0; i < n; i++) d[i] = s[i] + bo;
+            else if (d != s)
+                memcpy(d, s, (size_t)n * 4);
+        }
+    }
+}
+
+/* m = y rearranged (gather dY of a group) */
+ZS__PRIV void zs__conv_gather_rows(void *arg, int64_t lo, int64_t hi, zs__arena *ws) {
+    const zs__grp_arg *a = (const zs__grp_arg *)arg;
+    const zs__conv_geom *g = a->g;
+    int64_t o, gi, n = g->OHW;
+    (void)ws;
+    for (o = lo; o < hi; o++)
+        for (gi = 0; gi < a->ng; gi++)
+            memcpy(a->m + o * a->ng * n + gi * n, a->y + (gi * g->O + o) * n, (size_t)n * 4);
+}
+
+/* db[o] += sum over images and positions of dy, per channel in a fixed order */
+typedef struct zs__cbias_arg { const zs__conv_geom *g; const float *dy; float *gb; } zs__cbias_arg;
+ZS__PRIV void zs__conv_bias_rows(void *arg, int64_t lo, int64_t hi, zs__arena *ws) {
+    const zs__cbias_arg *a = (const zs__cbias_arg *)arg;
+    const zs__conv_geom *g = a->g;
+    int64_t o, bi;
+    (void)ws;
+    for (o = lo; o < hi; o++) {
+        double s = 0.0;
+        for (bi = 0; bi < g->B; bi++) s += zs__conv_sum(a->dy + (bi * g->O + o) * g->OHW, g->OHW);
+        a->gb[o] += (float)s;
+    }
+}
+
+/* rows per thread so that each thread moves at least ~32K floats */
+ZS__PRIV int64_t zs__conv_min_rows(int64_t row_len) {
+    int64_t m = row_len > 0 ? 32768 / row_len : 1;
+    return m < 1 ? 1 : m;
+}
+
+ZS__PRIV void zs__im2col(zs_ctx *ctx, const zs__conv_geom *g, const float *x, int64_t ng, float *col) {
+    zs__col_arg a;
+    a.g = g; a.x = x; a.gx = NULL; a.col = col; a.ng = ng;
+    zs__parallel_rows(ctx, g->CKK, zs__conv_min_rows(ng * g->OHW), zs__im2col_rows, &a);
+}
+
+ZS__PRIV void zs__col2im(zs_ctx *ctx, const zs__conv_geom *g, const float *col, int64_t ng, float *gx) {
+    zs__col_arg a;
+    a.g = g; a.x = NULL; a.gx = gx; a.col = (float *)col; a.ng = ng;
+    zs__parallel_rows(ctx, ng * g->C, zs__conv_min_rows(g->CKK * g->OHW / (g->C ? g->C : 1)), zs__col2im_rows, &a);
+}
+
+ZS__PRIV zs__arena *zs__scratch(zs_ctx *ctx) { return zs__tls_ws ? zs__tls_ws : &ctx->pool.ws[0]; }
+
+ZS__PRIV int zs__conv2d_bwd(zs_ctx *ctx, zs_tensor *out) {
+    zs_tensor *x = out->src[0], *w = out->src[1], *b = out->src[2];
+    const float *xd = (const float *)x->data, *wd = (const float *)w->data, *dy = out->grad;
+    float *gx, *gw, *gb, *col = NULL, *dyg = NULL;
+    zs__conv_geom g;
+    zs__arena *ws;
+    zs__amark mk;
+    int64_t b0;
+    int rc = ZS_OK;
+    ZS__GRAD_OR_FAIL(gx, ctx, x);
+    ZS__GRAD_OR_FAIL(gw, ctx, w);
+    ZS__GRAD_OR_FAIL(gb, ctx, b);
+    zs__conv_geom_init(&g, x, w, out->ip[0], out->ip[1], out->ip[2], out->ip[3]);
+    if (gb) {
+        zs__cbias_arg a;
+        a.g = &g; a.dy = dy; a.gb = gb;
+        zs__parallel_rows(ctx, g.O, zs__conv_min_rows(g.B * g.OHW), zs__conv_bias_rows, &a);
+    }
+    if ((!gx && !gw) || g.B == 0) return ZS_OK;
+    ws = zs__scratch(ctx);
+    mk = zs__arena_mark(ws);
+    if (!g.pointwise || g.G > 1) col = (float *)zs__arena_alloc(ws, (size_t)(g.CKK * g.G * g.OHW) * 4);
+    if (g.G > 1) dyg = (float *)zs__arena_alloc(ws, (size_t)(g.O * g.G * g.OHW) * 4);
+    if (((!g.pointwise || g.G > 1) && !col) || (g.G > 1 && !dyg)) {
+        zs__arena_release(ws, mk);
+        return zs__fail(ZS_ERR_NOMEM, "zs_conv2d backward: cannot allocate the column buffer (%lld floats)",
+                        (long long)(g.CKK * g.G * g.OHW));
+    }
+    for (b0 = 0; b0 < g.B && rc == ZS_OK; b0 += g.G) {
+        int64_t ng = g.B - b0 < g.G ? g.B - b0 : g.G, ncols = ng * g.OHW;
+        const float *xb = xd + b0 * g.C * g.H * g.W; /* [ng,C,H,W] */
+        const float *dyp = dy + b0 * g.O * g.OHW;     /* [O, ncols] once gathered */
+        int direct = g.pointwise && ng == 1;
+        if (ng > 1) {
+            zs__grp_arg a;
+            a.g = &g; a.y = (float *)dyp; a.m = dyg; a.bias = NULL; a.ng = ng;
+            zs__parallel_rows(ctx, g.O, zs__conv_min_rows(ncols), zs__conv_gather_rows, &a);
+            dyp = dyg;
+        }
+        if (gw) { /* dW [O,CKK] += dY [O,ncols] x col^T */
+            const float *cm = xb;
+            if (!direct) { zs__im2col(ctx, &g, xb, ng, col); cm = col; }
+            rc = zs__sgemm(&ctx->pool, 0, 1, g.O, g.CKK, ncols, 1.0f, dyp, ncols, cm, ncols, 1.0f, gw, g.CKK);
+            if (rc) break;
+        }
+        if (gx) { /* dcol [CKK,ncols] = W^T x dY, then col2im */
+            float *gxb = gx + b0 * g.C * g.H * g.W;
+            if (direct) {
+                rc = zs__sgemm(&ctx->pool, 1, 0, g.CKK, ncols, g.O, 1.0f, wd, g.CKK, dyp, ncols, 1.0f, gxb, ncols);
+            } else {
+                rc = zs__sgemm(&ctx->pool, 1, 0, g.CKK, ncols, g.O, 1.0f, wd, g.CKK, dyp, ncols, 0.0f, col, ncols);
+                if (rc == ZS_OK) zs__col2im(ctx, &g, col, ng, gxb);
+            }
+        }
+    }
+    zs__arena_release(ws, mk);
+    return rc;
+}
+
+ZS__FN zs_tensor *zs_conv2d(zs_ctx *ctx, zs_tensor *x, zs_tensor *w, zs_tensor *b,
+                            int stride_h, int stride_w, int pad_h, int pad_w) {
+    int64_t shape[4], b0;
+    zs__conv_geom g;
+    zs_tensor *t;
+    zs__arena *ws;
+    zs__amark mk;
+    float *col = NULL, *tmp = NULL, *y;
+    int rc = ZS_OK;
+    if (!zs__ok2(ctx, x, w, "zs_conv2d") || (b && !zs__ok1(ctx, b, "zs_conv2d"))) return NULL;
+    if (x->ndim != 4) return zs__shape_fail(ctx, "zs_conv2d", x, w, "x must be [B,C,H,W]");
+    if (w->ndim != 4) return zs__shape_fail(ctx, "zs_conv2d", x, w, "weight must be [O,C,KH,KW]");
+    if (x->shape[1] != w->shape[1]) return zs__shape_fail(ctx, "zs_conv2d", x, w, "input channels of x and weight differ");
+    if (zs_numel(w) == 0) return zs__shape_fail(ctx, "zs_conv2d", x, w, "empty weight");
+    if (b && (b->ndim != 1 || b->shape[0] != w->shape[0])) return zs__shape_fail(ctx, "zs_conv2d", b, w, "bias must be [O]");
+    if (stride_h < 1 || stride_w < 1 || pad_h < 0 || pad_w < 0) {
+        zs__fail(ZS_ERR_ARG, "zs_conv2d: stride %dx%d must be >= 1 and padding %dx%d >= 0", stride_h, stride_w, pad_h, pad_w);
+        return zs__op_fail(ctx, ZS_ERR_ARG);
+    }
+    if (x->shape[2] + 2 * (int64_t)pad_h < w->shape[2] || x->shape[3] + 2 * (int64_t)pad_w < w->shape[3]) {
+        char sx[96], sw[96];
+        zs__fail(ZS_ERR_SHAPE, "zs_conv2d: kernel larger than the input padded by %dx%d (shapes %s and %s)", pad_h, pad_w,
+                 zs_shape_str(x, sx, sizeof sx), zs_shape_str(w, sw, sizeof sw));
+        return zs__op_fail(ctx, ZS_ERR_SHAPE);
+    }
+    {
+        int has_b = b != NULL;
+        x = zs__contig(ctx, x);
+        w = zs__contig(ctx, w);
+        if (has_b) b = zs__contig(ctx, b);
+        if (!x || !w || (has_b && !b)) return NULL;
+    }
+    zs__conv_geom_init(&g, x, w, stride_h, stride_w, pad_h, pad_w);
+    shape[0] = g.B; shape[1] = g.O; shape[2] = g.OH; shape[3] = g.OW;
+    t = zs__op_new(ctx, "conv2d", zs__conv2d_bwd, 4, shape, x, w, b, NULL);
+    if (!t) return NULL;
+    t->ip[0] = stride_h; t->ip[1] = stride_w; t->ip[2] = pad_h; t->ip[3] = pad_w;
+    if (g.B == 0) return t;
+    y = (float *)t->data;
+    ws = zs__scratch(ctx);
+    mk = zs__arena_mark(ws);
+    if (!g.pointwise || g.G > 1) col = (float *)zs__arena_alloc(ws, (size_t)(g.CKK * g.G * g.OHW) * 4);
+    if (g.G > 1) tmp = (float *)zs__arena_alloc(ws, (size_t)(g.O * g.G * g.OHW) * 4);
+    if (((!g.pointwise || g.G > 1) && !col) || (g.G > 1 && !tmp)) {
+        zs__arena_release(ws, mk);
+        zs__fail(ZS_ERR_NOMEM, "zs_conv2d: cannot allocate the column buffer (%lld floats)", (long long)(g.CKK * g.G * g.OHW));
+        return zs__op_fail(ctx, ZS_ERR_NOMEM);
+    }
+    for (b0 = 0; b0 < g.B; b0 += g.G) {
+        int64_t ng = g.B - b0 < g.G ? g.B - b0 : g.G, ncols = ng * g.OHW;
+        const float *xb = (const float *)x->data + b0 * g.C * g.H * g.W; /* [ng,C,H,W] */
+        const float *cm = xb;                                             /* [CKK, ncols] */
+        float *yb = y + b0 * g.O * g.OHW;                                 /* [ng,O,OHW] */
+        float *dst = ng == 1 ? yb : tmp;                                  /* [O, ncols] */
+        if (!(g.pointwise && ng == 1)) { zs__im2col(ctx, &g, xb, ng, col); cm = col; }
+        rc = zs__sgemm(&ctx->pool, 0, 0, g.O, ncols, g.CKK, 1.0f, (const float *)w->data, g.CKK, cm, ncols, 0.0f, dst, ncols);
+        if (rc) break;
+        if (ng > 1 || b) {
+            zs__grp_arg a;
+            a.g = &g; a.y = yb; a.m = dst; a.bias = b ? (const float *)b->data : NULL; a.ng = ng;
+            zs__parallel_rows(ctx, g.O, zs__conv_min_rows(ncols), zs__conv_scatter_rows, &a);
+        }
+    }
+    zs__arena_release(ws, mk);
+    if (rc) {
+        zs__fail(rc, "zs_conv2d: GEMM failed (%s)", zs_status_str(rc));
+        return zs__op_fail(ctx, rc);
+    }
+    return t;
+}
+
+/* -- max pooling (torch semantics: padding is -inf, floor output size,
+      first maximum wins, NaN propagates) -- */
+typedef struct zs__pool_arg {
+    const float *x; /* [P, H, W] planes */
+    float *y;       /* [P, OH, OW] */
+    int32_t *idx;   /* [P, OH, OW] argmax within the plane, or NULL */
+    const float *dy;
+    float *gx;
+    int64_t H, W, OH, OW, k, s, p;
+} zs__pool_arg;
+
+/* Every output visits its window in row-major order; the first maximum
+   (or a NaN) wins, its index within the plane goes to idx when not NULL. */
+ZS__PRIV void zs__max_pool_ref(const zs__pool_arg *a, int64_t lo, int64_t hi) {
+    int64_t pl, oh, ow, ih, iw;
+    for (pl = lo; pl < hi; pl++)
+        for (oh = 0; oh < a->OH; oh++)
+            for (ow = 0; ow < a->OW; ow++) {
+                int64_t h0 = oh * a->s - a->p, w0 = ow * a->s - a->p, h1 = h0 + a->k, w1 = w0 + a->k;
+                const float *xp = a->x + pl * a->H * a->W;
+                float m = -INFINITY;
+                int32_t b;
+                h0 = h0 < 0 ? 0 : h0; w0 = w0 < 0 ? 0 : w0;
+                h1 = h1 > a->H ? a->H : h1; w1 = w1 > a->W ? a->W : w1;
+                b = (int32_t)(h0 * a->W + w0);
+                for (ih = h0; ih < h1; ih++)
+                    for (iw = w0; iw < w1; iw++) {
+                        float v = xp[ih * a->W + iw];
+                        if (v > m || v != v) { m = v; b = (int32_t)(ih * a->W + iw); } /* as torch: a NaN wins */
+                    }
+                a->y[(pl * a->OH + oh) * a->OW + ow] = m;
+                if (a->idx) a->idx[(pl * a->OH + oh) * a->OW + ow] = b;
+            }
+}
+
+/* vm[i] = r[i] if r[i] > vm[i] or r[i] is NaN (earlier rows win ties, the
+   last NaN is taken): the column maxima of a window's rows; vr[i] (when not
+   NULL) records the row the maximum came from. */
+ZS__PRIV void zs__pool_colmax(float *ZS__RESTRICT vm, int32_t *ZS__RESTRICT vr, const float *ZS__RESTRICT r, int64_t n, int32_t row) {
+    int64_t i = 0;
+#if defined(ZS__AVX2)
+    const __m256 rowv = _mm256_castsi256_ps(_mm256_set1_epi32(row));
+    for (; i + 8 <= n; i += 8) {
+        __m256 a = _mm256_loadu_ps(vm + i), v = _mm256_loadu_ps(r + i);
+        __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, a, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        _mm256_storeu_ps(vm + i, _mm256_blendv_ps(a, v, take));
+        if (vr) {
+            __m256 ri = _mm256_loadu_ps((const float *)(vr + i)); /* int32 bits moved as floats */
+            _mm256_storeu_ps((float *)(vr + i), _mm256_blendv_ps(ri, rowv, take));
+        }
+    }
+#endif
+    for (; i < n; i++)
+        if (r[i] > vm[i] || r[i] != r[i]) {
+            vm[i] = r[i];
+            if (vr) vr[i] = row;
+        }
+}
+
+/* Fast forward over planes [lo, hi): per output row, the column maxima of
+   the window rows (vectorised, with the row each came from), then the
+   maximum of k columns per output (branch-free). The index is the smallest
+   row-major index among the columns holding the maximum (the first element
+   equal to it, which torch's strict-> scan picks), or the largest among NaN
+   columns (torch keeps the last NaN). Same values and indices as
+   zs__max_pool_ref, except that a zero's sign may differ when +0 and -0 tie. */
+ZS__PRIV void zs__max_pool_rows(void *arg, int64_t lo, int64_t hi, zs__arena *ws) {
+    const zs__pool_arg *a = (const zs__pool_arg *)arg;
+    const int64_t H = a->H, W = a->W, OH = a->OH, OW = a->OW, k = a->k, s = a->s, p = a->p;
+    int64_t pl, oh, ow, ih, iw;
+    zs__amark mk = zs__arena_mark(ws);
+    float *vm = (float *)zs__arena_alloc(ws, (size_t)W * 4);       /* [W] column maxima */
+    int32_t *vr = (int32_t *)zs__arena_alloc(ws, (size_t)W * 4);   /* [W] their rows */
+    if (!vm || !vr) { /* scratch exhausted: the plain loop */
+        zs__arena_release(ws, mk);
+        zs__max_pool_ref(a, lo, hi);
+        return;
+    }
+    for (pl = lo; pl < hi; pl++) {
+        const float *xp = a->x + pl * H * W; /* [H,W] */
+        for (oh = 0; oh < OH; oh++) {
+            int64_t h0 = oh * s - p, h1 = h0 + k;
+            float *yp = a->y + (pl * OH + oh) * OW;
+            int32_t *ip = a->idx ? a->idx + (pl * OH + oh) * OW : NULL;
+            if (h0 < 0) h0 = 0;
+            if (h1 > H) h1 = H;
+            memcpy(vm, xp + h0 * W, (size_t)W * 4);
+            if (ip)
+                for (iw = 0; iw < W; iw++) vr[iw] = (int32_t)h0;
+            for (ih = h0 + 1; ih < h1; ih++) zs__pool_colmax(vm, ip ? vr : NULL, xp + ih * W, W, (int32_t)ih);
+            for (ow = 0; ow < OW; ow++) {
+                int64_t w0 = ow * s - p, w1 = w0 + k;
+                float m;
+                int nan;
+                if (w0 < 0) w0 = 0;
+                if (w1 > W) w1 = W;
+                m = vm[w0];
+                nan = m != m;
+                for (iw = w0 + 1; iw < w1; iw++) {
+                    float v = vm[iw];
+                    m = v > m ? v : m; /* maxss */
+                    nan |= v != v;
+                }
+                yp[ow] = nan ? NAN : m;
+                if (ip) {
+                    int64_t b;
+                    if (!nan) { /* masks instead of branches: the winning column is random */
+                        b = INT64_MAX;
+                        for (iw = w0; iw < w1; iw++) {
+                            int64_t eq = -(int64_t)(vm[iw] == m);
+                            int64_t c = ((vr[iw] * W + iw) & eq) | (INT64_MAX & ~eq);
+                            b = c < b ? c : b;
+                        }
+                    } else {
+                        b = -1;
+                        for (iw = w0; iw < w1; iw++) {
+                            int64_t c = vm[iw] != vm[iw] ? vr[iw] * W + iw : -1;
+                            b = c > b ? c : b;
+                        }
+                    }
+                    ip[ow] = (int32_t)b;
+                }
+            }
+        }
+    }
+    zs__arena_release(ws, mk);
+}
+
+ZS__PRIV void zs__max_pool_bwd_rows(void *arg, int64_t lo, int64_t hi, zs__arena *ws) {
+    const zs__pool_arg *a = (const zs__pool_arg *)arg;
+    int64_t pl, i, n = a->OH * a->OW;
+    (void)ws;
+    for (pl = lo; pl < hi; pl++) {
+        const int32_t *ip = a->idx + pl * n;
+        const float *d = a->dy + pl * n;
+        float *g = a->gx + pl * a->H * a->W;
+        for (i = 0; i < n; i++) g[ip[i]] += d[i];
+    }
+}
+
+ZS__PRIV int zs__max_pool_bwd(zs_ctx *ctx, zs_tensor *out) {
+    zs_tensor *x = out->src[0];
+    zs__pool_arg a;
+    float *gx;
+    ZS__GRAD_OR_FAIL(gx, ctx, x);
+    if (!gx) return ZS_OK;
+    memset(&a, 0, sizeof a);
+    a.idx = (int32_t *)out->saved; a.dy = out->grad; a.gx = gx;
+    a.H = x->shape[2]; a.W = x->shape[3]; a.OH = out->shape[2]; a.OW = out->shape[3];
+    zs__parallel_rows(ctx, x->shape[0] * x->shape[1], zs__conv_min_rows(a.OH * a.OW), zs__max_pool_bwd_rows, &a);
+    return ZS_OK;
+}
+
+ZS__FN zs_tensor *zs_max_pool2d(zs_ctx *ctx, zs_tensor *x, int k, int stride, int pad) {
+    int64_t shape[4];
+    zs_tensor *t;
+    zs__pool_arg a;
+    if (!zs__ok1(ctx, x, "zs_max_pool2d")) return NULL;
+    if (x->ndim != 4) return zs__shape_fail(ctx, "zs_max_pool2d", x, NULL, "x must be [B,C,H,W]");
+    if (k < 1 || stride < 1 || pad < 0 || pad > k / 2) {
+        zs__fail(ZS_ERR_ARG, "zs_max_pool2d: kernel %d, stride %d, padding %d (need k >= 1, stride >= 1, 0 <= pad <= k/2)", k, stride, pad);
+        return zs__op_fail(ctx, ZS_ERR_ARG);
+    }
+    if (x->shape[2] + 2 * (int64_t)pad < k || x->shape[3] + 2 * (int64_t)pad < k) {
+        char sx[96];
+        zs__fail(ZS_ERR_SHAPE, "zs_max_pool2d: kernel %d larger than the input %s padded by %d", k, zs_shape_str(x, sx, sizeof sx), pad);
+        return zs__op_fail(ctx, ZS_ERR_SHAPE);
+    }
+    if (x->shape[2] * x->shape[3] > INT32_MAX) return zs__shape_fail(ctx, "zs_max_pool2d", x, NULL, "plane too large for int32 indices");
+    x = zs__contig(ctx, x);
+    if (!x) return NULL;
+    memset(&a, 0, sizeof a);
+    a.H = x->shape[2]; a.W = x->shape[3]; a.k = k; a.s = stride; a.p = pad;
+    a.OH = (a.H + 2 * a.p - a.k) / a.s + 1;
+    a.OW = (a.W + 2 * a.p - a.k) / a.s + 1;
+    shape[0] = x->shape[0]; shape[1] = x->shape[1]; shape[2] = a.OH; shape[3] = a.OW;
+    t = zs__op_new(ctx, "max_pool2d", zs__max_pool_bwd, 4, shape, x, NULL, NULL, NULL);
+    if (!t) return NULL;
+    t->ip[0] = k; t->ip[1] = stride; t->ip[2] = pad;
+    if (t->flags & ZS_FLAG_ON_TAPE) {
+        a.idx = (int32_t *)zs__arena_alloc(&ctx->arena, (size_t)zs_numel(t) * 4);
+        if (!a.idx) { zs__fail(ZS_ERR_NOMEM, "zs_max_pool2d: arena exhausted (indices)"); return zs__op_fail(ctx, ZS_ERR_NOMEM); }
+        t->saved = a.idx;
+    }
+    a.x = (const float *)x->data; a.y = (float *)t->data;
+    zs__parallel_rows(ctx, shape[0] * shape[1], zs__conv_min_rows(a.H * a.W), zs__max_pool_rows, &a);
+    return t;
+}
+
+/* -- global average pooling [B,C,H,W] -> [B,C] -- */
+ZS__PRIV void zs__avg_pool_rows(void *arg, int64_t lo, int64_t hi, zs__arena *ws) {
+    const zs__pool_arg *a = (const zs__pool_arg *)arg;
+    int64_t pl, n = a->H * a->W;
+    (void)ws;
+    for (pl = lo; pl < hi; pl++) a->y[pl] = (float)(zs__conv_sum(a->x + pl * n, n) / (double)n);
+}
+
+ZS__PRIV void zs__avg_pool_bwd_rows(void *arg, int64_t lo, int64_t hi, zs__arena *ws) {
+    const zs__pool_arg *a = (const zs__pool_arg *)arg;
+    int64_t pl, i, n = a->H * a->W;
+    (void)ws;
+    for (pl = lo; pl < hi; pl++) {
+        float d = a->dy[pl] / (float)n, *g = a->gx + pl * n;
+        for (i = 0; i < n; i++) g[i] += d;
+    }
+}
+
+ZS__PRIV int zs__avg_pool_bwd(zs_ctx *ctx, zs_tensor *out) {
+    zs_tensor *x = out->src[0];
+    zs__pool_arg a;
+    float *gx;
+    ZS__GRAD_OR_FAIL(gx, ctx, x);
+    if (!gx) return ZS_OK;
+    memset(&a, 0, sizeof a);
+    a.dy = out->grad; a.gx = gx; a.H = x->shape[2]; a.W = x->shape[3];
+    zs__parallel_rows(ctx, x->shape[0] * x->shape[1], zs__conv_min_rows(a.H * a.W), zs__avg_pool_bwd_rows, &a);
+    return ZS_OK;
+}
+
+ZS__FN zs_tensor *zs_avg_pool_global(zs_ctx *ctx, zs_tensor *x) {
+    zs_tensor *t;
+    zs__pool_arg a;
+    if (!zs__ok1(ctx, x, "zs_avg_pool_global")) return NULL;
+    if (x->ndim != 4) return zs__shape_fail(ctx, "zs_avg_pool_global", x, NULL, "x must be [B,C,H,W]");
+    if (x->shape[2] * x->shape[3] == 0) return zs__shape_fail(ctx, "zs_avg_pool_global", x, NULL, "empty spatial plane");
+    x = zs__contig(ctx, x);
+    if (!x) return NULL;
+    t = zs__op_new(ctx, "avg_pool_global", zs__avg_pool_bwd, 2, x->shape, x, NULL, NULL, NULL);
+    if (!t) return NULL;
+    memset(&a, 0, sizeof a);
+    a.x = (const float *)x->data; a.y = (float *)t->data; a.H = x->shape[2]; a.W = x->shape[3];
+    zs__parallel_rows(ctx, x->shape[0] * x->shape[1], zs__conv_min_rows(a.H * a.W), zs__avg_pool_rows, &a);
+    return t;
+}
+
+/* -- batch norm over channel dim 1 of x [B,C] / [B,C,L] / [B,C,H,W] --
+   Per channel c over its n = B*HW values (torch semantics):
+     training: mean, var_biased of the batch; running_mean = (1-m) rm + m mean,
+               running_var = (1-m) rv + m var * n/(n-1) (in place, not recorded)
+     eval:     mean = running_mean, var = running_var
+     y = (x - mean) rstd w + b, rstd = 1/sqrt(var + eps), computed as
+     y = x*scale + shift (scale = w rstd, shift = b - mean scale) like torch.
+   Statistics are summed in double per channel, in a fixed order; threads
+   split channels, so results do not depend on the thread count. The mean
+   and rstd used are saved for backward (the running stats may change before
+   backward runs). */
+typedef struct zs__bn_arg {
+    const float *x, *w, *b, *dy; /* x, dy [B,C,HW]; w, b [C] or NULL */
+    float *y, *rm, *rv, *gx, *gw, *gb;
+    float *stat;                 /* [2,C]: mean, rstd (saved for backward) or NULL */
+    int64_t B, C, HW;
+    int training;
+    double momentum, eps;
+} zs__bn_arg;
+
+ZS__PRIV void zs__bn_fwd_rows(void *arg, int64_t lo, int64_t hi, zs__arena *ws) {
+    const zs__bn_arg *a = (const zs__bn_arg *)arg;
+    int64_t c, bi, i, n = a->B * a->HW;
+    (void)ws;
+    for (c = lo; c < hi; c++) {
+        double mean, var, rstd;
+        float scale, shift;
+        if (a->training) {
+            double s = 0.0, v = 0.0;
+            for (bi = 0; bi < a->B; bi++) s += zs__conv_sum(a->x + (bi * a->C + c) * a->HW, a->HW);
+            mean = s / (double)n;
+            for (bi = 0; bi < a->B; bi++) v += zs__conv_sumsq(a->x + (bi * a->C + c) * a->HW, a->HW, mean);
+            var = v / (double)n;
+            if (a->rm) a->rm[c] = (float)((1.0 - a->momentum) * (double)a->rm[c] + a->momentum * mean);
+            if (a->rv) a->rv[c] = (float)((1.0 - a->momentum) * (double)a->rv[c] + a->momentum * (v / (double)(n - 1)));
+        } else {
+            mean = a->rm[c];
+            var = a->rv[c];
+        }
+        rstd = 1.0 / sqrt(var + a->eps);
+        scale = (float)((a->w ? (double)a->w[c] : 1.0) * rstd);
+        shift = (float)((a->b ? (double)a->b[c] : 0.0) - mean * (double)scale);
+        if (a->stat) { a->stat[c] = (float)mean; a->stat[a->C + c] = (float)rstd; }
+        for (bi = 0; bi < a->B; bi++) {
+            const float *p = a->x + (bi * a->C + c) * a->HW;
+            float *q = a->y + (bi * a->C + c) * a->HW;
+            for (i = 0; i < a->HW; i++) q[i] = p[i] * scale + shift;
+        }
+    }
+}
+
+ZS__PRIV void zs__bn_bwd_rows(void *arg, int64_t lo, int64_t hi, zs__arena *ws) {
+    const zs__bn_arg *a = (const zs__bn_arg *)arg;
+    int64_t c, bi, i, n = a->B * a->HW;
+    (void)ws;
+    for (c = lo; c < hi; c++) {
+        float mean = a->stat[c], rstd = a->stat[a->C + c];
+        double sdy = 0.0, sdyx = 0.0; /* sum dy, sum dy * xhat */
+        for (bi = 0; bi < a->B; bi++) {
+            const float *p = a->x + (bi * a->C + c) * a->HW, *d = a->dy + (bi * a->C + c) * a->HW;
+            sdy += zs__conv_sum(d, a->HW);
+            sdyx += zs__conv_dotc(d, p, a->HW, mean);
+        }
+        sdyx *= rstd;
+        if (a->gb) a->gb[c] += (float)sdy;
+        if (a->gw) a->gw[c] += (float)sdyx;
+        if (a->gx) {
+            float k = (a->w ? a->w[c] : 1.0f) * rstd;
+            float mdy = a->training ? (float)(sdy / (double)n) : 0.0f;
+            float mdx = a->training ? (float)(sdyx / (double)n) : 0.0f;
+            for (bi = 0; bi < a->B; bi++) {
+                const float *p = a->x + (bi * a->C + c) * a->HW, *d = a->dy + (bi * a->C + c) * a->HW;
+                float *g = a->gx + (bi * a->C + c) * a->HW;
+                if (a->training)
+                    for (i = 0; i < a->HW; i++) g[i] += k * (d[i] - mdy - (p[i] - mean) * rstd * mdx);
+                else
+                    for (i = 0; i < a->HW; i++) g[i] += k * d[i];
+            }
+        }
+    }
+}
+
+ZS__PRIV void zs__bn_dims(const zs_tensor *x, int64_t *B, int64_t *C, int64_t *HW) {
+    int i;
+    *B = x->shape[0];
+    *C = x->shape[1];
+    *HW = 1;
+    for (i = 2; i < x->ndim; i++) *HW *= x->shape[i];
+}
+
+ZS__PRIV int zs__bn_bwd(zs_ctx *ctx, zs_tensor *out) {
+    zs_tensor *x = out->src[0], *w = out->src[1], *b = out->src[2];
+    zs__bn_arg a;
+    memset(&a, 0, sizeof a);
+    ZS__GRAD_OR_FAIL(a.gx, ctx, x);
+    ZS__GRAD_OR_FAIL(a.gw, ctx, w);
+    ZS__GRAD_OR_FAIL(a.gb, ctx, b);
+    zs__bn_dims(x, &a.B, &a.C, &a.HW);
+    a.x = (const float *)x->data;
+    a.w = w ? (const float *)w->data : NULL;
+    a.dy = out->grad;
+    a.stat = (float *)out->saved;
+    a.training = (int)out->ip[0];
+    zs__parallel_rows(ctx, a.C, zs__conv_min_rows(a.B * a.HW), zs__bn_bwd_rows, &a);
+    return ZS_OK;
+}
+
+ZS__FN zs_tensor *zs_batch_norm(zs_ctx *ctx, zs_tensor *x, zs_tensor *w, zs_tensor *b,
+                                zs_tensor *running_mean, zs_tensor *running_var,
+                                float momentum, float eps) {
+    static const char *who = "zs_batch_norm";
+    zs_tensor *t, *vecs[4];
+    zs__bn_arg a;
+    int i;
+    if (!zs__ok1(ctx, x, who) || !zs__ok(ctx, who, w, b, NULL) || !zs__ok(ctx, who, running_mean, running_var, NULL)) return NULL;
+    if (x->ndim < 2 || x->ndim > 4) return zs__shape_fail(ctx, who, x, NULL, "x must be [B,C], [B,C,L] or [B,C,H,W]");
+    vecs[0] = w; vecs[1] = b; vecs[2] = running_mean; vecs[3] = running_var;
+    for (i = 0; i < 4; i++)
+        if (vecs[i] && (vecs[i]->ndim != 1 || vecs[i]->shape[0] != x->shape[1])) {
+            static const char *names[4] = {"weight", "bias", "running_mean", "running_var"};
+            char sx[96], sv[96];
+            zs__fail(ZS_ERR_SHAPE, "%s: %s must be [C] (shapes %s and %s)", who, names[i],
+                     zs_shape_str(x, sx, sizeof sx), zs_shape_str(vecs[i], sv, sizeof sv));
+            return zs__op_fail(ctx, ZS_ERR_SHAPE);
+        }
+    for (i = 2; i < 4; i++)
+        if (vecs[i] && !zs_is_contiguous(vecs[i])) {
+            zs__fail(ZS_ERR_ARG, "%s: running statistics must be contiguous (they are updated in place)", who);
+            return zs__op_fail(ctx, ZS_ERR_ARG);
+        }
+    if (!ctx->training && (!running_mean || !running_var)) {
+        zs__fail(ZS_ERR_ARG, "%s: eval mode needs running_mean and running_var", who);
+        return zs__op_fail(ctx, ZS_ERR_ARG);
+    }
+    if (!(eps >= 0.0f) || !(momentum >= 0.0f && momentum <= 1.0f)) {
+        zs__fail(ZS_ERR_ARG, "%s: momentum %g must be in [0,1] and eps %g >= 0", who, (double)momentum, (double)eps);
+        return zs__op_fail(ctx, ZS_ERR_ARG);
+    }
+    memset(&a, 0, sizeof a);
+    zs__bn_dims(x, &a.B, &a.C, &a.HW);
+    if (ctx->training && a.B * a.HW < 2 && a.C > 0)
+        return zs__shape_fail(ctx, who, x, NULL, "training needs more than one value per channel");
+    x = zs__contig(ctx, x);
+    if (w) w = zs__contig(ctx, w);
+    if (b) b = zs__contig(ctx, b);
+    if (!x || (vecs[0] && !w) || (vecs[1] && !b)) return NULL;
+    t = zs__op_new(ctx, "batch_norm", zs__bn_bwd, x->ndim, x->shape, x, w, b, NULL);
+    if (!t) return NULL;
+    t->ip[0] = ctx->training;
+    t->fp[0] = momentum;
+    t->fp[1] = eps;
+    if (t->flags & ZS_FLAG_ON_TAPE) {
+        a.stat = (float *)zs__arena_alloc(&ctx->arena, (size_t)(2 * a.C) * 4 + 4);
+        if (!a.stat) { zs__fail(ZS_ERR_NOMEM, "%s: arena exhausted (saved statistics)", who); return zs__op_fail(ctx, ZS_ERR_NOMEM); }
+        t->saved = a.stat;
+    }
+    a.x = (const float *)x->data;
+    a.y = (float *)t->data;
+    a.w = w ? (const float *)w->data : NULL;
+    a.b = b ? (const float *)b->data : NULL;
+    a.rm = running_mean ? (float *)running_mean->data : NULL;
+    a.rv = running_var ? (float *)running_var->data : NULL;
+    a.training = ctx->training;
+    a.momentum = momentum;
+    a.eps = eps;
+    zs__parallel_rows(ctx, a.C, zs__conv_min_rows(a.B * a.HW), zs__bn_fwd_rows, &a);
+    return t;
+}
+
+/* ==================================================================== */
+/* [impl:loss] distances and losses                                     */
+/* ==================================================================== */
+/* Every op here computes its own forward and backward (no composition), so
+   the losses do not depend on the elementwise fragment. Reductions run in a
+   fixed order (double accumulators; large sums in fixed 16384-element chunks
+   combined in chunk order), so every result is identical for any thread
+   count: threads only ever split independent rows or columns.
+
+   Definitions (PyTorch names in brackets):
+     cosine_matrix  S[i,j] = <a_i,b_j> / (|a_i| |b_j|), and S[i,j] = 0 with a
+                    zero gradient wherever |a_i| |b_j| == 0 (the NaN -> 0 of
+                    torch.nan_to_num on the plain division).
+     pairwise_dist  d[i,j] = sqrt(|a_i - b_j|^2 + eps), eps >= 0.
+     row_dist       d_i = |a_i - b_i + eps|_2 [F.pairwise_distance]; gradient
+                    0 where d_i == 0 (as torch's norm backward).
+     frobenius      sqrt(sum a^2); gradient a / norm, 0 at norm 0.
+     mse_loss       mean((a - t)^2) [F.mse_loss], shapes must be equal.
+     triplet_loss   mean(max(0, d(a,p) - d(a,n) + margin)) [TripletMarginLoss,
+                    p = 2, swap off], d = row_dist(eps). At exactly the hinge
+                    (argument == 0) the subgradient is 0 here; torch's
+                    clamp_min passes 1 there. Measure-zero either way.
+     cross_entropy  mean over B of logsumexp(x_i) - x_i[y_i]; labels outside
+                    [0,C) are an error (no ignore_index).
+     soft_cross_entropy  -sum(t * log_softmax(x)) / B. */
+
+#define ZS__LS_CHUNK 16384
+
+/* sum of squares in double, fixed order */
+ZS__PRIV double zs__ls_sumsq_d(const float *x, int64_t n) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += (double)x[i] * x[i];
+        s1 += (double)x[i + 1] * x[i + 1];
+        s2 += (double)x[i + 2] * x[i + 2];
+        s3 += (double)x[i + 3] * x[i + 3];
+    }
+    for (; i < n; i++) s0 += (double)x[i] * x[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* sum of (a-b)^2 in double, fixed order */
+ZS__PRIV double zs__ls_sqdiff_d(const float *a, const float *b, int64_t n) {
+    double s0 = 0, s1 = 0;
+    int64_t i = 0;
+    for (; i + 2 <= n; i += 2) {
+        double d0 = (double)a[i] - b[i], d1 = (double)a[i + 1] - b[i + 1];
+        s0 += d0 * d0;
+        s1 += d1 * d1;
+    }
+    for (; i < n; i++) { double d = (double)a[i] - b[i]; s0 += d * d; }
+    return s0 + s1;
+}
+
+/* -- deterministic chunked reduction: part[c] = fn(chunk c), summed in order -- */
+typedef double (*zs__ls_chunk_fn)(const void *arg, int64_t lo, int64_t hi);
+typedef struct zs__ls_red_job { zs__ls_chunk_fn fn; const void *arg; int64_t n; double *part; } zs__ls_red_job;
+
+ZS__PRIV void zs__ls_red_rows(void *varg, int64_t lo, int64_t hi, zs__arena *ws) {
+    zs__ls_red_job *j = (zs__ls_red_job *)varg;
+    int64_t c;
+    (void)ws;
+    for (c = lo; c < hi; c++) {
+        int64_t e = (c + 1) * ZS__LS_CHUNK;
+        j->part[c] = j->fn(j->arg, c * ZS__LS_CHUNK, e < j->n ? e : j->n);
+    }
+}
+
+/* The chunking depends only on n, so the result is the same for any thread
+   count. Uses (and gives back) scratch from the context arena. */
+ZS__PRIV int zs__ls_reduce(zs_ctx *ctx, int64_t n, zs__ls_chunk_fn fn, const void *arg, double *out) {
+    int64_t nc = (n + ZS__LS_CHUNK - 1) / ZS__LS_CHUNK, c;
+    zs__amark m;
+    zs__ls_red_job j;
+    double s = 0;
+    if (nc <= 1) { *out = n > 0 ? fn(arg, 0, n) : 0.0; return ZS_OK; }
+    m = zs__arena_mark(&ctx->arena);
+    j.part = (double *)zs__arena_alloc(&ctx->arena, (size_t)nc * sizeof(double));
+    if (!j.part) return zs__fail(ZS_ERR_NOMEM, "arena exhausted (reduction scratch)");
+    j.fn = fn; j.arg = arg; j.n = n;
+    zs__parallel_rows(ctx, nc, 1, zs__ls_red_rows, &j);
+    for (c = 0; c < nc; c++) s += j.part[c];
+    zs__arena_release(&ctx->arena, m);
+    *out = s;
+    return ZS_OK;
+}
+
+/* -- SIMD kernels with their scalar references -- */
+
+/* sum_k (a[k]-b[k])^2 in float */
+ZS__PRIV float zs__ls_sqdist_ref(const float *a, const float *b, int64_t n) {
+    float s = 0.0f;
+    int64_t k;
+    for (k = 0; k < n; k++) { float d = a[k] - b[k]; s += d * d; }
+    return s;
+}
+
+ZS__PRIV float zs__ls_sqdist(const float *a, const float *b, int64_t n) {
+    int64_t k = 0;
+    float s = 0.0f;
+#if ZS__VW > 1
+    if (n >= 2 * ZS__VW) {
+        zs__vf s0 = zs__vzero(), s1 = zs__vzero();
+        for (; k + 2 * ZS__VW <= n; k += 2 * ZS__VW) {
+            zs__vf d0 = zs__vsub(zs__vload(a + k), zs__vload(b + k));
+            zs__vf d1 = zs__vsub(zs__vload(a + k + ZS__VW), zs__vload(b + k + ZS__VW));
+            s0 = zs__vfma(d0, d0, s0);
+            s1 = zs__vfma(d1, d1, s1);
+        }
+        for (; k + ZS__VW <= n; k += ZS__VW) {
+            zs__vf d0 = zs__vsub(zs__vload(a + k), zs__vload(b + k));
+            s0 = zs__vfma(d0, d0, s0);
+        }
+        s = zs__vhsum(zs__vadd(s0, s1));
+    }
+#endif
+    for (; k < n; k++) { float d = a[k] - b[k]; s += d * d; }
+    return s;
+}
+
+/* y[k] += w * (a[k] - b[k]) */
+ZS__PRIV void zs__ls_axpy_diff_ref(float *y, float w, const float *a, const float *b, int64_t n) {
+    int64_t k;
+    for (k = 0; k < n; k++) y[k] += w * (a[k] - b[k]);
+}
+
+ZS__PRIV void zs__ls_axpy_diff(float *y, float w, const float *a, const float *b, int64_t n) {
+    int64_t k = 0;
+#if ZS__VW > 1
+    zs__vf vw = zs__vset1(w);
+    for (; k + ZS__VW <= n; k += ZS__VW)
+        zs__vstore(y + k, zs__vfma(vw, zs__vsub(zs__vload(a + k), zs__vload(b + k)), zs__vload(y + k)));
+#endif
+    for (; k < n; k++) y[k] += w * (a[k] - b[k]);
+}
+
+/* ---------------------------------------------------------------------- */
+/* cosine similarity matrix                                               */
+/* ---------------------------------------------------------------------- */
+
+typedef struct zs__cos_job {
+    const float *a, *b;   /* [R,D] rows of a (or b) */
+    float *norm;          /* [R] */
+    int64_t D;
+    /* division / backward */
+    float *S;             /* [batch*M, N] */
+    const float *g;       /* [batch*M, N] upstream gradient */
+    float *W, *ra, *rb;   /* W = g / (|a||b|); ra, rb: the diagonal coefficients */
+    const float *na, *nb;
+    int64_t M, N;
+} zs__cos_job;
+
+ZS__PRIV void zs__cos_norms(void *varg, int64_t lo, int64_t hi, zs__arena *ws) {
+    zs__cos_job *j = (zs__cos_job *)varg;
+    int64_t r;
+    (void)ws;
+    for (r = lo; r < hi; r++) j->norm[r] = (float)sqrt(zs__ls_sumsq_d(j->a + r * j->D, j->D));
+}
+
+/* rows r of [batch*M, N]: S <- S / (|a_r| |b_j|), 0 where the product is 0 */
+ZS__PRIV void zs__cos_div(void *varg, int64_t lo, int64_t hi, zs__arena *ws) {
+    zs__cos_job *j = (zs__cos_job *)varg;
+    int64_t r, c;
+    (void)ws;
+    for (r = lo; r < hi; r++) {
+        const float *nb = j->nb + (r / j->M) * j->N;
+        float na = j->na[r], *s = j->S + r * j->N;
+        for (c = 0; c < j->N; c++) {
+            float den = na * nb[c];
+            s[c] = den != 0.0f ? s[c] / den : 0.0f;
+        }
+    }
+}
+
+ZS__PRIV void zs__cos_bwd_rows(void *varg, int64_t lo, int64_t hi, zs__arena *ws) {
+    zs__cos_job *j = (zs__cos_job *)varg;
+    int64_t r, c;
+    (void)ws;
+    for (r = lo; r < hi; r++) {
+        const float *nb = j->nb + (r / j->M) * j->N, *s = j->S + r * j->N, *g = j->g + r * j->N;
+        float na = j->na[r], *w = j->W + r * j->N;
+        double acc = 0;
+        for (c = 0; c < j->N; c++) {
+            float den = na * nb[c];
+            w[c] = den != 0.0f ? g[c] / den : 0.0f;
+            acc += (double)g[c] * s[c];
+        }
+        j->ra[r] = na != 0.0f ? (float)(acc / ((double)na * na)) : 0.0f;
+    }
+}
+
+/* columns q of [batch, N]: rb[q] = sum_i g S over the batch's M rows, in i order */
+ZS__PRIV void zs__cos_bwd_cols(void *varg, int64_t lo, int64_t hi, zs__arena *ws) {
+    zs__cos_job *j = (zs__cos_job *)varg;
+    int64_t q, i;
+    (void)ws;
+    for (q = lo; q < hi; q++) {
+        int64_t bi = q / j->N, c = q % j->N;
+        const float *s = j->S + bi * j->M * j->N + c, *g = j->g + bi * j->M * j->N + c;
+        float nb = j->nb[q];
+        double acc = 0;
+        for (i = 0; i < j->M; i++) acc += (double)g[i * j->N] * s[i * j->N];
+        j->rb[q] = nb != 0.0f ? (float)(acc / ((double)nb * nb)) : 0.0f;
+    }
+}
+
+/* x[r] -= c[r] * row r of X (rows of length D) */
+ZS__PRIV void zs__ls_sub_scaled_rows(float *gx, const float *c, const float *x, int64_t R, int64_t D) {
+    int64_t r, k;
+    for (r = 0; r < R; r++) {
+        float cr = c[r];
+        if (cr == 0.0f) continue;
+        for (k = 0; k < D; k++) gx[r * D + k] -= cr * x[r * D + k];
+    }
+}
+
+ZS__PRIV int zs__cosine_bwd(zs_ctx *ctx, zs_tensor *out) {
+    zs_tensor *a = out->src[0], *b = out->src[1];
+    int64_t M = out->shape[out->ndim - 2], N = out->shape[out->ndim - 1], D = a->shape[a->ndim - 1];
+    int64_t batch = zs__batch_count(out);
+    float *ga, *gb, *W, *coef;
+    zs__cos_job j;
+    zs__amark mk;
+    int rc = ZS_OK;
+    ZS__GRAD_OR_FAIL(ga, ctx, a);
+    ZS__GRAD_OR_FAIL(gb, ctx, b);
+    if (!ga && !gb) return ZS_OK;
+    /* scratch after the gradient buffers, so releasing it keeps them */
+    mk = zs__arena_mark(&ctx->arena);
+    W = (float *)zs__arena_alloc(&ctx->arena, (size_t)(batch * M * N + batch * (M > N ? M : N) + 1) * sizeof(float));
+    if (!W) return zs__fail(ZS_ERR_NOMEM, "zs_cosine_matrix backward: arena exhausted");
+    coef = W + batch * M * N;
+    memset(&j, 0, sizeof j);
+    j.S = (float *)out->data;
+    j.g = out->grad;
+    j.na = (const float *)out->saved;
+    j.nb = j.na + batch * M;
+    j.M = M; j.N = N; j.D = D;
+    j.W = W;
+    j.ra = coef;
+    /* W = g / (|a||b|) and the a-side coefficients */
+    zs__parallel_rows(ctx, batch * M, 16, zs__cos_bwd_rows, &j);
+    if (ga) {
+        /* ga += W B - diag(sum_j g S / |a|^2) A */
+        zs__ls_sub_scaled_rows(ga, coef, (const float *)a->data, batch * M, D);
+        rc = zs__sgemm_batched(&ctx->pool, 0, 0, M, D, N, 1.0f, W, N, M * N, (const float *)b->data, D, N * D,
+                               1.0f, ga, D, M * D, batch);
+    }
+    if (gb && rc == ZS_OK) {
+        /* gb += W^T A - diag(sum_i g S / |b|^2) B */
+        rc = zs__sgemm_batched(&ctx->pool, 1, 0, N, D, M, 1.0f, W, N, M * N, (const float *)a->data, D, M * D,
+                               1.0f, gb, D, N * D, batch);
+        if (rc == ZS_OK) {
+            j.rb = coef; /* the a-side coefficients are no longer needed */
+            zs__parallel_rows(ctx, batch * N, 16, zs__cos_bwd_cols, &j);
+            zs__ls_sub_scaled_rows(gb, coef, (const float *)b->data, batch * N, D);
+        }
+    }
+    zs__arena_release(&ctx->arena, mk);
+    return rc;
+}
+
+ZS__FN zs_tensor *zs_cosine_matrix(zs_ctx *ctx, zs_tensor *a, zs_tensor *b) {
+    int64_t shape[ZS_MAX_DIMS], M, N, D, batch;
+    float *norms;
+    zs_tensor *t;
+    zs__cos_job j;
+    zs__amark mk;
+    int i, nd;
+    if (!zs__ok2(ctx, a, b, "zs_cosine_matrix")) return NULL;
+    nd = a->ndim;
+    if (nd < 2 || b->ndim != nd) return zs__shape_fail(ctx, "zs_cosine_matrix", a, b, "need [..,M,D] and [..,N,D] of the same rank >= 2");
+    for (i = 0; i + 2 < nd; i++)
+        if (a->shape[i] != b->shape[i]) return zs__shape_fail(ctx, "zs_cosine_matrix", a, b, "batch dims differ");
+    if (a->shape[nd - 1] != b->shape[nd - 1]) return zs__shape_fail(ctx, "zs_cosine_matrix", a, b, "feature (last) dims differ");
+    a = zs__contig(ctx, a);
+    b = zs__contig(ctx, b);
+    if (!a || !b) return NULL;
+    M = a->shape[nd - 2]; N = b->shape[nd - 2]; D = a->shape[nd - 1];
+    batch = zs__batch_count(a);
+    for (i = 0; i + 2 < nd; i++) shape[i] = a->shape[i];
+    shape[nd - 2] = M;
+    shape[nd - 1] = N;
+    t = zs__op_new(ctx, "cosine_matrix", zs__cosine_bwd, nd, shape, a, b, NULL, NULL);
+    if (!t) return NULL;
+    /* norms [batch*M] then [batch*N]: kept for backward when recorded */
+    mk = zs__arena_mark(&ctx->arena);
+    norms = (float *)zs__arena_alloc(&ctx->arena, (size_t)(batch * (M + N) + 1) * sizeof(float));
+    if (!norms) { zs__fail(ZS_ERR_NOMEM, "zs_cosine_matrix: arena exhausted"); return zs__op_fail(ctx, ZS_ERR_NOMEM); }
+    memset(&j, 0, sizeof j);
+    j.D = D;
+    j.a = (const float *)a->data; j.norm = norms;
+    zs__parallel_rows(ctx, batch * M, 16, zs__cos_norms, &j);
+    j.a = (const float *)b->data; j.norm = norms + batch * M;
+    zs__parallel_rows(ctx, batch * N, 16, zs__cos_norms, &j);
+    /* dot products, then the division row by row */
+    if (zs__sgemm_batched(&ctx->pool, 0, 1, M, N, D, 1.0f, (const float *)a->data, D, M * D,
+                          (const float *)b->data, D, N * D, 0.0f, (float *)t->data, N, M * N, batch) != ZS_OK) {
+        zs__fail(ZS_ERR_NOMEM, "zs_cosine_matrix: kernel failed");
+        return zs__op_fail(ctx, ZS_ERR_NOMEM);
+    }
+    j.S = (float *)t->data;
+    j.na = norms; j.nb = norms + batch * M;
+    j.M = M; j.N = N;
+    zs__parallel_rows(ctx, batch * M, 16, zs__cos_div, &j);
+    if (t->flags & ZS_FLAG_ON_TAPE) t->saved = norms;
+    else zs__arena_release(&ctx->arena, mk);
+    return t;
+}
+
+/* ---------------------------------------------------------------------- */
+/* pairwise distance matrix                                               */
+/* ---------------------------------------------------------------------- */
+
+typedef struct zs__pd_job {
+    const float *a, *b, *g, *d;
+    float *out, *ga, *gb;
+    int64_t M, N, D;
+    float eps;
+} zs__pd_job;
+
+ZS__PRIV void zs__pd_fwd_rows(void *varg, int64_t lo, int64_t hi, zs__arena *ws) {
+    zs__pd_job *j = (zs__pd_job *)varg;
+    int64_t i, c;
+    (void)ws;
+    for (i = lo; i < hi; i++)
+        for (c = 0; c < j->N; c++)
+            j->out[i * j->N + c] = sqrtf(zs__ls_sqdist(j->a + i * j->D, j->b + c * j->D, j->D) + j->eps);
+}
+
+/* ga_i += sum_j g_ij / d_ij (a_i - b_j), j in order */
+ZS__PRIV void zs__pd_bwd_a(void *varg, int64_t lo, int64_t hi, zs__arena *ws) {
+    zs__pd_job *j = (zs__pd_job *)varg;
+    int64_t i, c;
+    (void)ws;
+    for (i = lo; i < hi; i++)
+        for (c = 0; c < j->N; c++) {
+            float d = j->d[i * j->N + c], g = j->g[i * j->N + c];
+            if (d != 0.0f && g != 0.0f) zs__ls_axpy_diff(j->ga + i * j->D, g / d, j->a + i * j->D, j->b + c * j->D, j->D);
+        }
+}
+
+/* gb_j += sum_i g_ij / d_ij (b_j - a_i), i in order */
+ZS__PRIV void zs__pd_bwd_b(void *varg, int64_t lo, int64_t hi, zs__arena *ws) {
+    zs__pd_job *j = (zs__pd_job *)varg;
+    int64_t i, c;
+    (void)ws;
+    for (c = lo; c < hi; c++)
+        for (i = 0; i < j->M; i++) {
+            float d = j->d[i * j->N + c], g = j->g[i * j->N + c];
+            if (d != 0.0f && g != 0.0f) zs__ls_axpy_diff(j->gb + c * j->D, g / d, j->b + c * j->D, j->a + i * j->D, j->D);
+        }
+}
+
+ZS__PRIV int zs__pairwise_bwd(zs_ctx *ctx, zs_tensor *out) {
+    zs_tensor *a = out->src[0], *b = out->src[1];
+    zs__pd_job j;
+    ZS__GRAD_OR_FAIL(j.ga, ctx, a);
+    ZS__GRAD_OR_FAIL(j.gb, ctx, b);
+    j.a = (const float *)a->data; j.b = (const float *)b->data;
+    j.g = out->grad; j.d = (const float *)out->data; j.out = NULL;
+    j.M = out->shape[0]; j.N = out->shape[1]; j.D = a->shape[1];
+    j.eps = out->fp[0];
+    if (j.ga) zs__parallel_rows(ctx, j.M, 4, zs__pd_bwd_a, &j);
+    if (j.gb) zs__parallel_rows(ctx, j.N, 4, zs__pd_bwd_b, &j);
+    return ZS_OK;
+}
+
+ZS__FN zs_tensor *zs_pairwise_dist(zs_ctx *ctx, zs_tensor *a, zs_tensor *b, float eps) {
+    int64_t shape[2];
+    zs_tensor *t;
+    zs__pd_job j;
+    if (!zs__ok2(ctx, a, b, "zs_pairwise_dist")) return NULL;
+    if (a->ndim != 2 || b->ndim != 2 || a->shape[1] != b->shape[1])
+        return zs__shape_fail(ctx, "zs_pairwise_dist", a, b, "need [M,D] and [N,D]");
+    if (!(eps >= 0.0f)) {
+        zs__fail(ZS_ERR_ARG, "zs_pairwise_dist: eps %g must be >= 0", (double)eps);
+        return zs__op_fail(ctx, ZS_ERR_ARG);
+    }
+    a = zs__contig(ctx, a);
+    b = zs__contig(ctx, b);
+    if (!a || !b) return NULL;
+    shape[0] = a->shape[0];
+    shape[1] = b->shape[0];
+    t = zs__op_new(ctx, "pairwise_dist", zs__pairwise_bwd, 2, shape, a, b, NULL, NULL);
+    if (!t) return NULL;
+    t->fp[0] = eps;
+    j.a = (const float *)a->data; j.b = (const float *)b->data;
+    j.out = (float *)t->data;
+    j.M = shape[0]; j.N = shape[1]; j.D = a->shape[1];
+    j.eps = eps;
+    zs__parallel_rows(ctx, j.M, 4, zs__pd_fwd_rows, &j);
+    return t;
+}
+
+/* ---------------------------------------------------------------------- */
+/* row distance |a_i - b_i + eps|_2                                       */
+/* ---------------------------------------------------------------------- */
+
+/* sqrt(sum_k (a_k - b_k + eps)^2) with the difference and the sum in double
+   (torch rounds a - b + eps in float; double keeps the result at or below
+   that rounding and immune to reassociation, e.g. -ffast-math turning
+   (a - b) + eps into a + (eps - b), which loses eps when a == b) */
+ZS__PRIV float zs__row_dist1(const float *a, const float *b, int64_t D, float eps) {
+    double s = 0;
+    int64_t k;
+    for (k = 0; k < D; k++) {
+        double d = ((double)a[k] - (double)b[k]) + (double)eps;
+        s += d * d;
+    }
+    return (float)sqrt(s);
+}
+
+/* ga += c (a - b + eps), gb -= c (a - b + eps) */
+ZS__PRIV void zs__row_dist1_bwd(float *ga, float *gb, const float *a, const float *b, int64_t D, float eps, float c) {
+    int64_t k;
+    for (k = 0; k < D; k++) {
+        float v = (float)((double)c * (((double)a[k] - (double)b[k]) + (double)eps));
+        if (ga) ga[k] += v;
+        if (gb) gb[k] -= v;
+    }
+}
+
+ZS__PRIV int zs__row_dist_bwd(zs_ctx *ctx, zs_tensor *out) {
+    zs_tensor *a = out->src[0], *b = out->src[1];
+    int64_t D = a->ndim ? a->shape[a->ndim - 1] : 1, R = zs_numel(out), r;
+    const float *d = (const float *)out->data, *A = (const float *)a->data, *B = (const float *)b->data;
+    float *ga, *gb, eps = out->fp[0];
+    ZS__GRAD_OR_FAIL(ga, ctx, a);
+    ZS__GRAD_OR_FAIL(gb, ctx, b);
+    for (r = 0; r < R; r++) {
+        if (d[r] == 0.0f) continue; /* torch: norm backward is 0 at 0 */
+        zs__row_dist1_bwd(ga ? ga + r * D : NULL, gb ? gb + r * D : NULL, A + r * D, B + r * D, D, eps, out->grad[r] / d[r]);
+    }
+    return ZS_OK;
+}
+
+ZS__FN zs_tensor *zs_row_dist(zs_ctx *ctx, zs_tensor *a, zs_tensor *b, float eps) {
+    zs_tensor *t;
+    int64_t D, R, r;
+    int i;
+    if (!zs__ok2(ctx, a, b, "zs_row_dist")) return NULL;
+    if (a->ndim < 1 || a->ndim != b->ndim) return zs__shape_fail(ctx, "zs_row_dist", a, b, "need equal shapes [..,D]");
+    for (i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return zs__shape_fail(ctx, "zs_row_dist", a, b, "need equal shapes [..,D]");
+    a = zs__contig(ctx, a);
+    b = zs__contig(ctx, b);
+    if (!a || !b) return NULL;
+    t = zs__op_new(ctx, "row_dist", zs__row_dist_bwd, a->ndim - 1, a->shape, a, b, NULL, NULL);
+    if (!t) return NULL;
+    t->fp[0] = eps;
+    D = a->shape[a->ndim - 1];
+    R = zs_numel(t);
+    for (r = 0; r < R; r++)
+        ((float *)t->data)[r] = zs__row_dist1((const float *)a->data + r * D, (const float *)b->data + r * D, D, eps);
+    return t;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Frobenius norm                                                         */
+/* ---------------------------------------------------------------------- */
+
+ZS__PRIV double zs__ls_sumsq_chunk(const void *arg, int64_t lo, int64_t hi) {
+    return zs__ls_sumsq_d((const float *)arg + lo, hi - lo);
+}
+
+typedef struct zs__ls_scale_job { float *y; const float *x; float c; } zs__ls_scale_job;
+/* rows are 16384-element chunks: y += c x */
+ZS__PRIV void zs__ls_axpy_chunks(void *varg, int64_t lo, int64_t hi, zs__arena *ws) {
+    zs__ls_scale_job *j = (zs__ls_scale_job *)varg;
+    int64_t k, e = hi * ZS__LS_CHUNK;
+    (void)ws;
+    for (k = lo * ZS__LS_CHUNK; k < e; k++) j->y[k] += j->c * j->x[k];
+}
+
+ZS__PRIV int zs__frobenius_bwd(zs_ctx *ctx, zs_tensor *out) {
+    zs_tensor *a = out->src[0];
+    float *ga, norm = ((const float *)out->data)[0];
+    int64_t n = zs_numel(a), full = n / ZS__LS_CHUNK, k;
+    zs__ls_scale_job j;
+    ZS__GRAD_OR_FAIL(ga, ctx, a);
+    if (!ga || norm == 0.0f) return ZS_OK;
+    j.y = ga; j.x = (const float *)a->data; j.c = out->grad[0] / norm;
+    zs__parallel_rows(ctx, full, 4, zs__ls_axpy_chunks, &j);
+    for (k = full * ZS__LS_CHUNK; k < n; k++) ga[k] += j.c * j.x[k];
+    return ZS_OK;
+}
+
+ZS__FN zs_tensor *zs_frobenius(zs_ctx *ctx, zs_tensor *a) {
+    zs_tensor *t;
+    double s;
+    int rc;
+    if (!zs__ok1(ctx, a, "zs_frobenius")) return NULL;
+    a = zs__contig(ctx, a);
+    if (!a) return NULL;
+    t = zs__op_new(ctx, "frobenius", zs__frobenius_bwd, 0, NULL, a, NULL, NULL, NULL);
+    if (!t) return NULL;
+    rc = zs__ls_reduce(ctx, zs_numel(a), zs__ls_sumsq_chunk, a->data, &s);
+    if (rc != ZS_OK) return zs__op_fail(ctx, rc);
+    ((float *)t->data)[0] = (float)sqrt(s);
+    return t;
+}
+
+/* ---------------------------------------------------------------------- */
+/* mean squared error                                                     */
+/* ---------------------------------------------------------------------- */
+
+typedef struct zs__ls_pair_arg { const float *a, *b; } zs__ls_pair_arg;
+ZS__PRIV double zs__ls_sqdiff_chunk(const void *arg, int64_t lo, int64_t hi) {
+    const zs__ls_pair_arg *p = (const zs__ls_pair_arg *)arg;
+    return zs__ls_sqdiff_d(p->a + lo, p->b + lo, hi - lo);
+}
+
+ZS__PRIV int zs__mse_bwd(zs_ctx *ctx, zs_tensor *out) {
+    zs_tensor *a = out->src[0], *tg = out->src[1];
+    const float *A = (const float *)a->data, *T = (const float *)tg->data;
+    int64_t n = zs_numel(a), k;
+    float *ga, *gt, c;
+    ZS__GRAD_OR_FAIL(ga, ctx, a);
+    ZS__GRAD_OR_FAIL(gt, ctx, tg);
+    if (n == 0) return ZS_OK;
+    c = (float)(2.0 * (double)out->grad[0] / (double)n);
+    for (k = 0; k < n; k++) {
+        float v = c * (A[k] - T[k]);
+        if (ga) ga[k] += v;
+        if (gt) gt[k] -= v;
+    }
+    return ZS_OK;
+}
+
+ZS__FN zs_tensor *zs_mse_loss(zs_ctx *ctx, zs_tensor *a, zs_tensor *target) {
+    zs_tensor *t;
+    zs__ls_pair_arg p;
+    double s;
+    int64_t n;
+    int i, rc;
+    if (!zs__ok2(ctx, a, target, "zs_mse_loss")) return NULL;
+    if (a->ndim != target->ndim) return zs__shape_fail(ctx, "zs_mse_loss", a, target, "input and target shapes differ");
+    for (i = 0; i < a->ndim; i++)
+        if (a->shape[i] != target->shape[i]) return zs__shape_fail(ctx, "zs_mse_loss", a, target, "input and target shapes differ");
+    a = zs__contig(ctx, a);
+    target = zs__contig(ctx, target);
+    if (!a || !target) return NULL;
+    n = zs_numel(a);
+    if (n == 0) return zs__shape_fail(ctx, "zs_mse_loss", a, NULL, "mean of an empty tensor");
+    t = zs__op_new(ctx, "mse_loss", zs__mse_bwd, 0, NULL, a, target, NULL, NULL);
+    if (!t) return NULL;
+    p.a = (const float *)a->data; p.b = (const float *)target->data;
+    rc = zs__ls_reduce(ctx, n, zs__ls_sqdiff_chunk, &p, &s);
+    if (rc != ZS_OK) return zs__op_fail(ctx, rc);
+    ((float *)t->data)[0] = (float)(s / (double)n);
+    return t;
+}
+
+/* ---------------------------------------------------------------------- */
+/* triplet margin loss                                                    */
+/* ---------------------------------------------------------------------- */
+
+ZS__PRIV int zs__triplet_bwd(zs_ctx *ctx, zs_tensor *out) {
+    zs_tensor *a = out->src[0], *p = out->src[1], *n = out->src[2];
+    const float *sv = (const float *)out->saved; /* [R] dp, [R] dn, [R] active */
+    int64_t R = out->ip[0], D = out->ip[1], r;
+    const float *A = (const float *)a->data, *P = (const float *)p->data, *N = (const float *)n->data;
+    float *ga, *gp, *gn, eps = out->fp[0], c;
+    ZS__GRAD_OR_FAIL(ga, ctx, a);
+    ZS__GRAD_OR_FAIL(gp, ctx, p);
+    ZS__GRAD_OR_FAIL(gn, ctx, n);
+    c = out->grad[0] / (float)R;
+    for (r = 0; r < R; r++) {
+        float dp = sv[r], dn = sv[R + r];
+        if (sv[2 * R + r] == 0.0f) continue;
+        /* d/da dp = (a-p+eps)/dp, d/dp dp = -(...); d/da (-dn) = -(a-n+eps)/dn */
+        if (dp != 0.0f) zs__row_dist1_bwd(ga ? ga + r * D : NULL, gp ? gp + r * D : NULL, A + r * D, P + r * D, D, eps, c / dp);
+        if (dn != 0.0f) zs__row_dist1_bwd(ga ? ga + r * D : NULL, gn ? gn + r * D : NULL, A + r * D, N + r * D, D, eps, -c / dn);
+    }
+    return ZS_OK;
+}
+
+ZS__FN zs_tensor *zs_triplet_loss(zs_ctx *ctx, zs_tensor *anchor, zs_tensor *pos, zs_tensor *neg, float margin, float eps) {
+    zs_tensor *t;
+    float *sv;
+    zs__amark mk;
+    int64_t R, D, r;
+    double s = 0;
+    int i;
+    if (!zs__ok3(ctx, anchor, pos, neg, "zs_triplet_loss")) return NULL;
+    if (anchor->ndim < 1 || anchor->ndim != pos->ndim) return zs__shape_fail(ctx, "zs_triplet_loss", anchor, pos, "anchor and positive shapes differ");
+    if (anchor->ndim != neg->ndim) return zs__shape_fail(ctx, "zs_triplet_loss", anchor, neg, "anchor and negative shapes differ");
+    for (i = 0; i < anchor->ndim; i++) {
+        if (anchor->shape[i] != pos->shape[i]) return zs__shape_fail(ctx, "zs_triplet_loss", anchor, pos, "anchor and positive shapes differ");
+        if (anchor->shape[i] != neg->shape[i]) return zs__shape_fail(ctx, "zs_triplet_loss", anchor, neg, "anchor and negative shapes differ");
+    }
+    D = anchor->shape[anchor->ndim - 1];
+    R = D ? zs_numel(anchor) / D : 0;
+    if (R == 0) return zs__shape_fail(ctx, "zs_triplet_loss", anchor, NULL, "mean over an empty batch");
+    anchor = zs__contig(ctx, anchor);
+    pos = zs__contig(ctx, pos);
+    neg = zs__contig(ctx, neg);
+    if (!anchor || !pos || !neg) return NULL;
+    t = zs__op_new(ctx, "triplet_loss", zs__triplet_bwd, 0, NULL, anchor, pos, neg, NULL);
+    if (!t) return NULL;
+    mk = zs__arena_mark(&ctx->arena);
+    sv = (float *)zs__arena_alloc(&ctx->arena, (size_t)(3 * R) * sizeof(float));
+    if (!sv) { zs__fail(ZS_ERR_NOMEM, "zs_triplet_loss: arena exhausted"); return zs__op_fail(ctx, ZS_ERR_NOMEM); }
+    for (r = 0; r < R; r++) {
+        float dp = zs__row_dist1((const float *)anchor->data + r * D, (const float *)pos->data + r * D, D, eps);
+        float dn = zs__row_dist1((const float *)anchor->data + r * D, (const float *)neg->data + r * D, D, eps);
+        float l = (dp - dn) + margin; /* torch: margin + d_p - d_n */
+        sv[r] = dp;
+        sv[R + r] = dn;
+        sv[2 * R + r] = l > 0.0f ? 1.0f : 0.0f;
+        if (l > 0.0f) s += l;
+    }
+    ((float *)t->data)[0] = (float)(s / (double)R);
+    t->fp[0] = eps;
+    t->ip[0] = R;
+    t->ip[1] = D;
+    if (t->flags & ZS_FLAG_ON_TAPE) t->saved = sv;
+    else zs__arena_release(&ctx->arena, mk);
+    return t;
+}
+
+/* ---------------------------------------------------------------------- */
+/* cross-entropy (hard labels) and soft cross-entropy                     */
+/* ---------------------------------------------------------------------- */
+
+typedef struct zs__ce_job {
+    const float *x;       /* [B,C] logits */
+    const float *t;       /* [B,C] soft targets or NULL */
+    const int32_t *y;     /* [B] labels or NULL */
+    float *P;             /* [B,C] softmax out */
+    float *lse;           /* [B] */
+    double *loss;         /* [B] per-row loss */
+    int64_t C;
+} zs__ce_job;
+
+ZS__PRIV void zs__ce_rows(void *varg, int64_t lo, int64_t hi, zs__arena *ws) {
+    zs__ce_job *j = (zs__ce_job *)varg;
+    int64_t r, c, C = j->C;
+    (void)ws;
+    for (r = lo; r < hi; r++) {
+        const float *x = j->x + r * C;
+        float *p = j->P + r * C, l;
+        memcpy(p, x, (size_t)C * sizeof(float));
+        l = zs__softmax_row(p, C);
+        j->lse[r] = l;
+        if (j->y) {
+            j->loss[r] = (double)l - (double)x[j->y[r]];
+        } else {
+            const float *t = j->t + r * C;
+            double s = 0;
+            for (c = 0; c < C; c++) s -= (double)t[c] * ((double)x[c] - (double)l);
+            j->loss[r] = s;
+        }
+    }
+}
+
+/* forward shared by both losses. One block: [B] doubles (per-row loss,
+   scratch), then the saved part: [B*C] probabilities, [B] lse, [B] labels. */
+ZS__PRIV zs_tensor *zs__ce_forward(zs_ctx *ctx, const char *who, const char *name, zs_backward_fn bwd,
+                                   zs_tensor *x, zs_tensor *tg, const int32_t *labels) {
+    int64_t B = x->shape[0], C = x->shape[1], r;
+    zs_tensor *t;
+    zs__ce_job j;
+    zs__amark mk;
+    float *blk;
+    double s = 0;
+    t = zs__op_new(ctx, name, bwd, 0, NULL, x, tg, NULL, NULL);
+    if (!t) return NULL;
+    mk = zs__arena_mark(&ctx->arena);
+    j.loss = (double *)zs__arena_alloc(&ctx->arena, (size_t)B * sizeof(double) + (size_t)(B * C + 2 * B) * sizeof(float));
+    if (!j.loss) {
+        zs__fail(ZS_ERR_NOMEM, "%s: arena exhausted", who);
+        return zs__op_fail(ctx, ZS_ERR_NOMEM);
+    }
+    blk = (float *)(j.loss + B);
+    j.x = (const float *)x->data;
+    j.t = tg ? (const float *)tg->data : NULL;
+    j.P = blk;
+    j.lse = blk + B * C;
+    j.y = NULL;
+    if (labels) {
+        int32_t *yc = (int32_t *)(blk + B * C + B);
+        memcpy(yc, labels, (size_t)B * sizeof(int32_t));
+        j.y = yc;
+    }
+    j.C = C;
+    zs__parallel_rows(ctx, B, C >= 4096 ? 1 : 4096 / C, zs__ce_rows, &j);
+    for (r = 0; r < B; r++) s += j.loss[r];
+    ((float *)t->data)[0] = (float)(s / (double)B);
+    t->ip[0] = B;
+    t->ip[1] = C;
+    if (t->flags & ZS_FLAG_ON_TAPE) t->saved = blk;
+    else zs__arena_release(&ctx->arena, mk);
+    return t;
+}
+
+ZS__PRIV int zs__ce_bwd(zs_ctx *ctx, zs_tensor *out) {
+    zs_tensor *x = out->src[0];
+    int64_t B = out->ip[0], C = out->ip[1], r, c;
+    const float *P = (const float *)out->saved;
+    const int32_t *y = (const int32_t *)(P + B * C + B);
+    float *gx, k;
+    ZS__GRAD_OR_FAIL(gx, ctx, x);
+    if (!gx) return ZS_OK;
+    k = out->grad[0] / (float)B;
+    for (r = 0; r < B; r++) {
+        for (c = 0; c < C; c++) gx[r * C + c] += k * P[r * C + c];
+        gx[r * C + y[r]] -= k;
+    }
+    return ZS_OK;
+}
+
+ZS__FN zs_tensor *zs_cross_entropy(zs_ctx *ctx, zs_tensor *logits, const int32_t *labels) {
+    int64_t B, C, r;
+    if (!zs__ok1(ctx, logits, "zs_cross_entropy")) return NULL;
+    if (logits->ndim != 2 || logits->shape[0] < 1 || logits->shape[1] < 1)
+        return zs__shape_fail(ctx, "zs_cross_entropy", logits, NULL, "logits must be [B,C] with B, C >= 1");
+    B = logits->shape[0];
+    C = logits->shape[1];
+    if (!labels) {
+        zs__fail(ZS_ERR_ARG, "zs_cross_entropy: NULL labels");
+        return zs__op_fail(ctx, ZS_ERR_ARG);
+    }
+    for (r = 0; r < B; r++)
+        if (labels[r] < 0 || labels[r] >= C) {
+            zs__fail(ZS_ERR_ARG, "zs_cross_entropy: label %lld = %d outside [0,%lld)", (long long)r, (int)labels[r], (long long)C);
+            return zs__op_fail(ctx, ZS_ERR_ARG);
+        }
+    logits = zs__contig(ctx, logits);
+    if (!logits) return NULL;
+    return zs__ce_forward(ctx, "zs_cross_entropy", "cross_entropy", zs__ce_bwd, logits, NULL, labels);
+}
+
+ZS__PRIV int zs__soft_ce_bwd(zs_ctx *ctx, zs_tensor *out) {
+    zs_tensor *x = out->src[0], *tg = out->src[1];
+    int64_t B = out->ip[0], C = out->ip[1], r, c;
+    const float *P = (const float *)out->saved, *lse = P + B * C;
+    const float *X = (const float *)x->data, *T = (const float *)tg->data;
+    float *gx, *gt, k;
+    ZS__GRAD_OR_FAIL(gx, ctx, x);
+    ZS__GRAD_OR_FAIL(gt, ctx, tg);
+    k = out->grad[0] / (float)B;
+    for (r = 0; r < B; r++) {
+        const float *t = T + r * C, *p = P + r * C;
+        if (gx) {
+            /* d/dx_c = k (p_c sum(t) - t_c) */
+            double ts = 0;
+            float kt;
+            for (c = 0; c < C; c++) ts += t[c];
+            kt = k * (float)ts;
+            for (c = 0; c < C; c++) gx[r * C + c] += kt * p[c] - k * t[c];
+        }
+        if (gt) /* d/dt_c = -k log_softmax_c */
+            for (c = 0; c < C; c++) gt[r * C + c] -= k * (X[r * C + c] - lse[r]);
+    }
+    return ZS_OK;
+}
+
+ZS__FN zs_tensor *zs_soft_cross_entropy(zs_ctx *ctx, zs_tensor *logits, zs_tensor *target) {
+    if (!zs__ok2(ctx, logits, target, "zs_soft_cross_entropy")) return NULL;
+    if (logits->ndim != 2 || logits->shape[0] < 1 || logits->shape[1] < 1)
+        return zs__shape_fail(ctx, "zs_soft_cross_entropy", logits, NULL, "logits must be [B,C] with B, C >= 1");
+    if (target->ndim != 2 || target->shape[0] != logits->shape[0] || target->shape[1] != logits->shape[1])
+        return zs__shape_fail(ctx, "zs_soft_cross_entropy", logits, target, "target must have the logits' shape [B,C]");
+    logits = zs__contig(ctx, logits);
+    target = zs__contig(ctx, target);
+    if (!logits || !target) return NULL;
+    return zs__ce_forward(ctx, "zs_soft_cross_entropy", "soft_cross_entropy", zs__soft_ce_bwd, logits, target, NULL);
+}
+
+/* ==================================================================== */
+/* [impl:optim] optimisers                                              */
+/* ==================================================================== */
+/* torch.optim semantics (1.13 single-tensor code paths), per parameter p
+   with gradient g, learning rate lr of p's group, weight decay wd:
+
+     SGD    d = g + wd p;  buf = d on p's first step, else momentum buf + d;
+            p -= lr buf  (momentum 0: no buffer, p -= lr d). No dampening,
+            no Nesterov.
+     Adam   g += wd p;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+            p -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+     AdamW  p *= 1 - lr wd;  then Adam without the L2 term.
+
+   t counts the steps THIS parameter has taken (torch keeps state['step']
+   per parameter), so a parameter that was frozen for a while resumes its
+   own bias correction. Scalars (1-b1, bias corrections, lr*wd) are computed
+   in double and rounded to float once, as torch's Python code does; the
+   element updates run in float in torch's operation order. The AVX2 update
+   uses the same IEEE operations (mul, add, div, sqrt, no FMA) in the same
+   order as the scalar reference beside it.
+
+   Frozen parameters (ZS_FLAG_FROZEN, checked at every step) are skipped:
+   neither the parameter nor its state changes. Gradients are not zeroed.
+   State for every parameter of the store lives in ONE allocation (with the
+   optimiser itself), so freezing and unfreezing later works. */
+
+struct zs_optim {
+    zs_optim_params p;
+    zs_params *params;
+    void *user;
+    int n_params, n_groups;
+    int *group;        /* [n_params] */
+    float *lr;         /* [n_groups] */
+    int64_t *pstep;    /* [n_params] steps taken per parameter */
+    size_t *off;       /* [n_params] element offset into the store */
+    float *m, *v;      /* SGD: m = momentum buffer; Adam: first/second moments */
+    int64_t steps;     /* zs_optim_step calls */
+};
+
+ZS__FN zs_optim_params zs_optim_default_params(zs_optim_kind kind) {
+    zs_optim_params p;
+    memset(&p, 0, sizeof p);
+    p.kind = kind;
+    p.lr = 1e-3f;
+    p.momentum = 0.0f;
+    p.beta1 = 0.9f;
+    p.beta2 = 0.999f;
+    p.eps = 1e-8f;
+    p.weight_decay = kind == ZS_OPTIM_ADAMW ? 1e-2f : 0.0f;
+    return p;
+}
+
+/* -- element kernels (scalar reference + vector path, same op order) -- */
+
+/* SGD. first: buf = d (torch clones d into a new buffer). buf NULL: no momentum. */
+ZS__PRIV void zs__sgd_update_ref(float *p, const float *g, float *buf, int64_t n, float lr, float mom, float wd, int first) {
+    int64_t i;
+    for (i = 0; i < n; i++) {
+        float d = g[i];
+        if (wd != 0.0f) d = d + wd * p[i];
+        if (buf) {
+            if (first) buf[i] = d;
+            else buf[i] = buf[i] * mom + d;
+            d = buf[i];
+        }
+        p[i] = p[i] + (-lr) * d;
+    }
+}
+
+ZS__PRIV void zs__sgd_update(float *p, const float *g, float *buf, int64_t n, float lr, float mom, float wd, int first) {
+    int64_t i = 0;
+#if defined(ZS__AVX2)
+    {
+        const __m256 vwd = _mm256_set1_ps(wd), vmom = _mm256_set1_ps(mom), vnlr = _mm256_set1_ps(-lr);
+        for (; i + 8 <= n; i += 8) {
+            __m256 vp = _mm256_loadu_ps(p + i), d = _mm256_loadu_ps(g + i);
+            if (wd != 0.0f) d = _mm256_add_ps(d, _mm256_mul_ps(vwd, vp));
+            if (buf) {
+                if (!first) d = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(buf + i), vmom), d);
+                _mm256_storeu_ps(buf + i, d);
+            }
+            _mm256_storeu_ps(p + i, _mm256_add_ps(vp, _mm256_mul_ps(vnlr, d)));
+        }
+    }
+#endif
+    zs__sgd_update_ref(p + i, g + i, buf ? buf + i : NULL, n - i, lr, mom, wd, first);
+}
+
+/* Adam / AdamW element update.
+   decay: multiply p by it first (AdamW's 1 - lr wd; 1 for Adam: skipped)
+   l2:    g += l2 p (Adam's weight decay; 0 for AdamW: skipped)
+   c1 = 1-b1, c2 = 1-b2, step = lr / bias_correction1, bc2s = sqrt(bias_correction2) */
+typedef struct zs__adam_k { float decay, l2, b1, c1, b2, c2, step, bc2s, eps; } zs__adam_k;
+
+ZS__PRIV void zs__adam_update_ref(float *p, const float *g, float *m, float *v, int64_t n, const zs__adam_k *k) {
+    int64_t i;
+    for (i = 0; i < n; i++) {
+        float gi = g[i], pi = p[i], den;
+        if (k->decay != 1.0f) pi = pi * k->decay;
+        if (k->l2 != 0.0f) gi = gi + k->l2 * pi;
+        m[i] = m[i] * k->b1 + k->c1 * gi;
+        v[i] = v[i] * k->b2 + (k->c2 * gi) * gi;
+        den = sqrtf(v[i]) / k->bc2s + k->eps;
+        p[i] = pi + ((-k->step) * m[i]) / den;
+    }
+}
+
+ZS__PRIV void zs__adam_update(float *p, const float *g, float *m, float *v, int64_t n, const zs__adam_k *k) {
+    int64_t i = 0;
+#if defined(ZS__AVX2)
+    {
+        const __m256 decay = _mm256_set1_ps(k->decay), l2 = _mm256_set1_ps(k->l2);
+        const __m256 b1 = _mm256_set1_ps(k->b1), c1 = _mm256_set1_ps(k->c1);
+        const __m256 b2 = _mm256_set1_ps(k->b2), c2 = _mm256_set1_ps(k->c2);
+        const __m256 nstep = _mm256_set1_ps(-k->step), bc2s = _mm256_set1_ps(k->bc2s), eps = _mm256_set1_ps(k->eps);
+        const int do_decay = k->decay != 1.0f, do_l2 = k->l2 != 0.0f;
+        for (; i + 8 <= n; i += 8) {
+            __m256 vp = _mm256_loadu_ps(p + i), vg = _mm256_loadu_ps(g + i), vm, vv, den;
+            if (do_decay) vp = _mm256_mul_ps(vp, decay);
+            if (do_l2) vg = _mm256_add_ps(vg, _mm256_mul_ps(l2, vp));
+            vm = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(m + i), b1), _mm256_mul_ps(c1, vg));
+            vv = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(v + i), b2), _mm256_mul_ps(_mm256_mul_ps(c2, vg), vg));
+            _mm256_storeu_ps(m + i, vm);
+            _mm256_storeu_ps(v + i, vv);
+            den = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vv), bc2s), eps);
+            _mm256_storeu_ps(p + i, _mm256_add_ps(vp, _mm256_div_ps(_mm256_mul_ps(nstep, vm), den)));
+        }
+    }
+#endif
+    zs__adam_update_ref(p + i, g + i, m + i, v + i, n - i, k);
+}
+
+/* -- life cycle -- */
+
+ZS__PRIV size_t zs__optim_align_up(size_t x) { return (x + ZS__ALIGN - 1) & ~(size_t)(ZS__ALIGN - 1); }
+
+ZS__FN zs_optim *zs_optim_create(const zs_optim_params *p, zs_params *params, const int *group) {
+    zs_optim *o;
+    size_t n, nbuf, o_group, o_lr, o_step, o_off, o_m, total, mom_bytes, off;
+    int i, ng = 1;
+    unsigned char *base;
+    if (!p || !params) { zs__fail(ZS_ERR_ARG, "zs_optim_create: NULL %s", p ? "parameter store" : "params"); return NULL; }
+    if (p->kind != ZS_OPTIM_SGD && p->kind != ZS_OPTIM_ADAM && p->kind != ZS_OPTIM_ADAMW) {
+        zs__fail(ZS_ERR_ARG, "zs_optim_create: unknown kind %d", (int)p->kind);
+        return NULL;
+    }
+    if (!(p->lr >= 0.0f) || !(p->weight_decay >= 0.0f) || !(p->momentum >= 0.0f) || !(p->eps >= 0.0f) ||
+        !(p->beta1 >= 0.0f && p->beta1 < 1.0f) || !(p->beta2 >= 0.0f && p->beta2 < 1.0f)) {
+        zs__fail(ZS_ERR_ARG, "zs_optim_create: bad hyper-parameters (lr %g, momentum %g, betas %g/%g, eps %g, weight decay %g)",
+                 (double)p->lr, (double)p->momentum, (double)p->beta1, (double)p->beta2, (double)p->eps, (double)p->weight_decay);
+        return NULL;
+    }
+    if (params->count > 0 && !params->data) {
+        zs__fail(ZS_ERR_STATE, "zs_optim_create: parameter store not allocated (call zs_params_alloc)");
+        return NULL;
+    }
+    for (i = 0; group && i < params->count; i++) {
+        if (group[i] < 0) { zs__fail(ZS_ERR_ARG, "zs_optim_create: group[%d] = %d is negative", i, group[i]); return NULL; }
+        if (group[i] + 1 > ng) ng = group[i] + 1;
+    }
+    n = params->numel;
+    nbuf = p->kind == ZS_OPTIM_SGD ? (p->momentum != 0.0f ? 1 : 0) : 2;
+    /* one block: header | group | lr | pstep | off | moments (64-byte aligned) */
+    o_group = zs__optim_align_up(sizeof(zs_optim));
+    o_lr = o_group + zs__optim_align_up((size_t)params->count * sizeof(int) + 1);
+    o_step = o_lr + zs__optim_align_up((size_t)ng * sizeof(float));
+    o_off = o_step + zs__optim_align_up((size_t)params->count * sizeof(int64_t) + 1);
+    o_m = o_off + zs__optim_align_up((size_t)params->count * sizeof(size_t) + 1);
+    if (!zs__mul_ok(n, nbuf * sizeof(float), &mom_bytes) || o_m + mom_bytes + ZS__ALIGN < o_m) {
+        zs__fail(ZS_ERR_NOMEM, "zs_optim_create: size overflow");
+        return NULL;
+    }
+    total = o_m + mom_bytes + ZS__ALIGN;
+    base = (unsigned char *)zs__malloc(total, params->alloc_user);
+    if (!base) { zs__fail(ZS_ERR_NOMEM, "zs_optim_create: cannot allocate %zu bytes", total); return NULL; }
+    /* the header sits at the block start; everything else is aligned from
+       an aligned origin inside the block */
+    o = (zs_optim *)base;
+    memset(o, 0, sizeof *o);
+    {
+        unsigned char *org = (unsigned char *)(((uintptr_t)base + ZS__ALIGN - 1) & ~(uintptr_t)(ZS__ALIGN - 1));
+        o->group = (int *)(org + o_group);
+        o->lr = (float *)(org + o_lr);
+        o->pstep = (int64_t *)(org + o_step);
+        o->off = (size_t *)(org + o_off);
+        o->m = nbuf ? (float *)(org + o_m) : NULL;
+        o->v = nbuf == 2 ? o->m + n : NULL;
+        if (mom_bytes) memset(org + o_m, 0, mom_bytes);
+    }
+    o->p = *p;
+    o->params = params;
+    o->user = params->alloc_user;
+    o->n_params = params->count;
+    o->n_groups = ng;
+    for (i = 0; i < ng; i++) o->lr[i] = p->lr;
+    off = 0;
+    for (i = 0; i < params->count; i++) {
+        o->group[i] = group ? group[i] : 0;
+        o->pstep[i] = 0;
+        o->off[i] = off;
+        off += (size_t)zs_numel(&params->t[i]);
+    }
+    return o;
+}
+
+ZS__FN void zs_optim_free(zs_optim *o) {
+    if (o) zs__free(o, o->user);
+}
+
+ZS__FN int zs_optim_set_lr(zs_optim *o, int group, float lr) {
+    int i;
+    if (!o) return zs__fail(ZS_ERR_ARG, "zs_optim_set_lr: NULL optimiser");
+    if (!(lr >= 0.0f)) return zs__fail(ZS_ERR_ARG, "zs_optim_set_lr: learning rate %g must be >= 0", (double)lr);
+    if (group < -1 || group >= o->n_groups)
+        return zs__fail(ZS_ERR_ARG, "zs_optim_set_lr: group %d outside [-1,%d)", group, o->n_groups);
+    for (i = 0; i < o->n_groups; i++)
+        if (group < 0 || i == group) o->lr[i] = lr;
+    return ZS_OK;
+}
+
+ZS__FN int zs_optim_step(zs_optim *o) {
+    zs_params *ps;
+    int i;
+    if (!o) return zs__fail(ZS_ERR_ARG, "zs_optim_step: NULL optimiser");
+    ps = o->params;
+    if (ps->count != o->n_params || (o->n_params > 0 && !ps->data))
+        return zs__fail(ZS_ERR_STATE, "zs_optim_step: the parameter store changed since zs_optim_create");
+    for (i = 0; i < o->n_params; i++) {
+        zs_tensor *t = &ps->t[i];
+        int64_t n = zs_numel(t);
+        size_t off = o->off[i];
+        float *pd = ps->data + off;
+        const float *g = ps->grad + off;
+        double lr = (double)o->lr[o->group[i]];
+        int64_t st;
+        if (t->flags & ZS_FLAG_FROZEN) continue;
+        st = ++o->pstep[i];
+        if (n == 0) continue;
+        if (o->p.kind == ZS_OPTIM_SGD) {
+            zs__sgd_update(pd, g, o->m ? o->m + off : NULL, n, (float)lr, o->p.momentum, o->p.weight_decay, st == 1);
+        } else {
+            zs__adam_k k;
+            double b1 = o->p.beta1, b2 = o->p.beta2, wd = o->p.weight_decay;
+            double bc1 = 1.0 - pow(b1, (double)st), bc2 = 1.0 - pow(b2, (double)st);
+            if (o->p.kind == ZS_OPTIM_ADAMW) { k.decay = (float)(1.0 - lr * wd); k.l2 = 0.0f; }
+            else { k.decay = 1.0f; k.l2 = (float)wd; }
+            k.b1 = o->p.beta1; k.c1 = (float)(1.0 - b1);
+            k.b2 = o->p.beta2; k.c2 = (float)(1.0 - b2);
+            k.step = (float)(lr / bc1);
+            k.bc2s = (float)sqrt(bc2);
+            k.eps = o->p.eps;
+            zs__adam_update(pd, g, o->m + off, o->v + off, n, &k);
+        }
+    }
+    o->steps++;
+    return ZS_OK;
+}
+
+ZS__FN int64_t zs_optim_steps(const zs_optim *o) { return o ? o->steps : 0; }
+
+#include <errno.h>
+#include <limits.h>
+
+/* ==================================================================== */
+/* [impl:io] byte sources, 64-bit file offsets                          */
+/* ==================================================================== */
+
+#define ZS__ST_MAX_HEADER 100000000u /* as the reference implementation */
+#define ZS__NPY_MAX_HEADER 65536u
+#define ZS__JSON_MAX_DEPTH 128       /* serde_json's recursion limit */
+#define ZS__IO_CHUNK 16384
+
+/* 64-bit seeks: _fseeki64 on Windows, fseeko when the POSIX feature macros
+   declare it (its off_t is 64-bit with _FILE_OFFSET_BITS=64 on 32-bit
+   systems), else fseek with long (64-bit on LP64 systems such as Linux). */
+#if defined(_WIN32)
+#define ZS__FSEEK(f, o, w) _fseeki64(f, (__int64)(o), w)
+#define ZS__FTELL(f) ((int64_t)_ftelli64(f))
+#define ZS__OFF_MAX ((uint64_t)INT64_MAX)
+#elif (defined(_POSIX_C_SOURCE) && _POSIX_C_SOURCE >= 200112L) || \
+      (defined(_XOPEN_SOURCE) && _XOPEN_SOURCE >= 500) || defined(_LARGEFILE_SOURCE)
+#define ZS__FSEEK(f, o, w) fseeko(f, (off_t)(o), w)
+#define ZS__FTELL(f) ((int64_t)ftello(f))
+#define ZS__OFF_MAX (sizeof(off_t) >= 8 ? (uint64_t)INT64_MAX : (uint64_t)0x7fffffff)
+#else
+#define ZS__FSEEK(f, o, w) fseek(f, (long)(o), w)
+#define ZS__FTELL(f) ((int64_t)ftell(f))
+#define ZS__OFF_MAX ((uint64_t)LONG_MAX)
+#endif
+
+/* Where bytes come from: an open file or caller memory. */
+typedef struct zs__src {
+    FILE *f;
+    const unsigned char *mem;
+    uint64_t size;   /* total bytes */
+    uint64_t pos;    /* file position (avoids redundant seeks) */
+    const char *who; /* "zs_st_open(path)" etc. for messages */
+} zs__src;
+
+ZS__PRIV int zs__host_le(void) {
+    uint16_t x = 1;
+    unsigned char c;
+    memcpy(&c, &x, 1);
+    return c == 1;
+}
+
+/* byte-swap n elements of es bytes in place (big-endian hosts only) */
+ZS__PRIV void zs__swap_bytes(void *p, size_t n, size_t es) {
+    unsigned char *b = (unsigned char *)p;
+    size_t i, k;
+    if (es < 2) return;
+    for (i = 0; i < n; i++, b += es)
+        for (k = 0; k < es / 2; k++) {
+            unsigned char t = b[k];
+            b[k] = b[es - 1 - k];
+            b[es - 1 - k] = t;
+        }
+}
+
+ZS__PRIV uint64_t zs__le64(const unsigned char *b) {
+    uint64_t v = 0;
+    int i;
+    for (i = 7; i >= 0; i--) v = (v << 8) | b[i];
+    return v;
+}
+
+/* Opens path for reading and finds its size. */
+ZS__PRIV int zs__src_open(zs__src *s, const char *path, const char *who) {
+    int64_t end;
+    memset(s, 0, sizeof *s);
+    s->who = who;
+    s->f = fopen(path, "rb");
+    if (!s->f) return zs__fail(ZS_ERR_IO, "%s: cannot open: %s", who, strerror(errno));
+    if (ZS__FSEEK(s->f, 0, SEEK_END) != 0 || (end = ZS__FTELL(s->f)) < 0 || ZS__FSEEK(s->f, 0, SEEK_SET) != 0) {
+        int e = errno;
+        fclose(s->f);
+        s->f = NULL;
+        return zs__fail(ZS_ERR_IO, "%s: cannot determine the file size (%s; a file over 2 GiB on a "
+                        "32-bit system needs -D_FILE_OFFSET_BITS=64 -D_POSIX_C_SOURCE=200112L)", who, strerror(e));
+    }
+    s->size = (uint64_t)end;
+    s->pos = 0;
+    return ZS_OK;
+}
+
+ZS__PRIV void zs__src_memory(zs__src *s, const void *buf, size_t n, const char *who) {
+    memset(s, 0, sizeof *s);
+    s->mem = (const unsigned char *)buf;
+    s->size = (uint64_t)n;
+    s->who = who;
+}
+
+ZS__PRIV void zs__src_close(zs__src *s) {
+    if (s->f) fclose(s->f);
+    s->f = NULL;
+}
+
+/* Reads exactly n bytes at offset off (which the caller has checked lies in
+   the file; checked again here). */
+ZS__PRIV int zs__src_read(zs__src *s, uint64_t off, void *dst, size_t n) {
+    if (!n) return ZS_OK;
+    if (off > s->size || (uint64_t)n > s->size - off)
+        return zs__fail(ZS_ERR_FORMAT, "%s: read of %zu bytes at offset %llu beyond the end (%llu bytes)",
+                        s->who, n, (unsigned long long)off, (unsigned long long)s->size);
+    if (s->mem) {
+        memcpy(dst, s->mem + off, n);
+        return ZS_OK;
+    }
+    if (s->pos != off) {
+        if (off > ZS__OFF_MAX)
+            return zs__fail(ZS_ERR_UNSUPPORTED, "%s: offset %llu does not fit this platform's file offsets",
+                            s->who, (unsigned long long)off);
+        if (ZS__FSEEK(s->f, off, SEEK_SET) != 0) {
+            s->pos = UINT64_MAX;
+            return zs__fail(ZS_ERR_IO, "%s: cannot seek to offset %llu: %s", s->who,
+                            (unsigned long long)off, strerror(errno));
+        }
+        s->pos = off;
+    }
+    errno = 0;
+    if (fread(dst, 1, n, s->f) != n) {
+        int e = errno, err = ferror(s->f);
+        clearerr(s->f);
+        s->pos = UINT64_MAX;
+        return zs__fail(ZS_ERR_IO, "%s: cannot read %zu bytes at offset %llu: %s", s->who, n,
+                        (unsigned long long)off, err ? strerror(e ? e : EIO) : "unexpected end of file (file changed?)");
+    }
+    s->pos = off + n;
+    return ZS_OK;
+}
+
+ZS__PRIV char *zs__strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = (char *)zs__malloc(n, NULL);
+    if (p) memcpy(p, s, n);
+    return p;
+}
+
+/* Strict UTF-8 check (no overlongs, no surrogates, <= U+10FFFF). Returns the
+   offset of the first bad byte, or n if all valid. */
+ZS__PRIV size_t zs__utf8_check(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t len, k;
+        uint32_t cp, min;
+        if (c < 0x80) { i++; continue; }
+        if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; min = 0x80; }
+        else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; min = 0x800; }
+        else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; min = 0x10000; }
+        else return i;
+        if (n - i < len) return i;
+        for (k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) return i;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+        i += len;
+    }
+    return n;
+}
+
+/* ==================================================================== */
+/* [impl:io] strict JSON reader for safetensors headers                 */
+/* ==================================================================== */
+/* Works on the header text in place: strings are unescaped where they lie
+   (an escape never decodes to more bytes than it occupies) and
+   NUL-terminated, so names can point into the buffer. */
+
+typedef struct zs__json {
+    char *s;
+    size_t n, p;
+    const char *who;
+} zs__json;
+
+ZS__PRIV int zs__jfail(zs__json *j, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+ZS__PRIV int zs__jfail(zs__json *j, const char *fmt, ...) {
+    char msg[384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return zs__fail(ZS_ERR_FORMAT, "%s: JSON header byte %zu: %s", j->who, j->p, msg);
+}
+
+ZS__PRIV int zs__jpeek(const zs__json *j) { return j->p < j->n ? (unsigned char)j->s[j->p] : -1; }
+
+ZS__PRIV void zs__jws(zs__json *j) {
+    while (j->p < j->n) {
+        char c = j->s[j->p];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
+        j->p++;
+    }
+}
+
+ZS__PRIV int zs__jexpect(zs__json *j, char c, const char *what) {
+    zs__jws(j);
+    if (zs__jpeek(j) != (unsigned char)c) return zs__jfail(j, "expected '%c' %s", c, what);
+    j->p++;
+    zs__jws(j);
+    return ZS_OK;
+}
+
+ZS__PRIV int zs__jhex4(zs__json *j, uint32_t *v) {
+    int k;
+    *v = 0;
+    if (j->n - j->p < 4) return zs__jfail(j, "truncated \\u escape");
+    for (k = 0; k < 4; k++) {
+        char c = j->s[j->p + (size_t)k];
+        uint32_t d;
+        if (c >= '0' && c <= '9') d = (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f') d = (uint32_t)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') d = (uint32_t)(c - 'A' + 10);
+        else return zs__jfail(j, "bad hex digit in \\u escape");
+        *v = (*v << 4) | d;
+    }
+    j->p += 4;
+    return ZS_OK;
+}
+
+/* Parses a string at j->p, unescaping it in place. */
+ZS__PRIV int zs__jstring(zs__json *j, char **out, const char *what) {
+    size_t start, w;
+    if (zs__jpeek(j) != '"') return zs__jfail(j, "expected %s (a string)", what);
+    start = w = ++j->p;
+    for (;;) {
+        unsigned char c;
+        if (j->p >= j->n) return zs__jfail(j, "unterminated string");
+        c = (unsigned char)j->s[j->p];
+        if (c == '"') { j->p++; break; }
+        if (c < 0x20) return zs__jfail(j, "control character 0x%02x in a string", c);
+        if (c != '\\') { j->s[w++] = j->s[j->p++]; continue; }
+        j->p++;
+        if (j->p >= j->n) return zs__jfail(j, "unterminated string");
+        c = (unsigned char)j->s[j->p++];
+        switch (c) {
+        case '"': case '\\': case '/': j->s[w++] = (char)c; break;
+        case 'b': j->s[w++] = '\b'; break;
+        case 'f': j->s[w++] = '\f'; break;
+        case 'n': j->s[w++] = '\n'; break;
+        case 'r': j->s[w++] = '\r'; break;
+        case 't': j->s[w++] = '\t'; break;
+        case 'u': {
+            uint32_t cp, lo;
+            int r = zs__jhex4(j, &cp);
+            if (r) return r;
+            if (cp >= 0xdc00 && cp <= 0xdfff) return zs__jfail(j, "lone low surrogate \\u%04x", (unsigned)cp);
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                if (j->n - j->p < 2 || j->s[j->p] != '\\' || j->s[j->p + 1] != 'u')
+                    return zs__jfail(j, "lone high surrogate \\u%04x", (unsigned)cp);
+                j->p += 2;
+                r = zs__jhex4(j, &lo);
+                if (r) return r;
+                if (lo < 0xdc00 || lo > 0xdfff) return zs__jfail(j, "high surrogate not followed by a low one");
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+            }
+            if (cp == 0) return zs__jfail(j, "\\u0000 in a string is not supported");
+            if (cp < 0x80) j->s[w++] = (char)cp;
+            else if (cp < 0x800) {
+                j->s[w++] = (char)(0xc0 | (cp >> 6));
+                j->s[w++] = (char)(0x80 | (cp & 0x3f));
+            } else if (cp < 0x10000) {
+                j->s[w++] = (char)(0xe0 | (cp >> 12));
+                j->s[w++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+                j->s[w++] = (char)(0x80 | (cp & 0x3f));
+            } else {
+                j->s[w++] = (char)(0xf0 | (cp >> 18));
+                j->s[w++] = (char)(0x80 | ((cp >> 12) & 0x3f));
+                j->s[w++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+                j->s[w++] = (char)(0x80 | (cp & 0x3f));
+            }
+            break;
+        }
+        default:
+            j->p--;
+            return zs__jfail(j, "bad escape '\\%c'", c >= 0x20 && c < 0x7f ? (char)c : '?');
+        }
+    }
+    j->s[w] = 0; /* w < j->p: at most where the closing quote was */
+    *out = j->s + start;
+    return ZS_OK;
+}
+
+/* A JSON number that must be a non-negative integer fitting in u64. */
+ZS__PRIV int zs__juint(zs__json *j, uint64_t *v, const char *what) {
+    uint64_t x = 0;
+    int c = zs__jpeek(j);
+    if (c == '-') return zs__jfail(j, "%s is negative", what);
+    if (c < '0' || c > '9') return zs__jfail(j, "expected %s (an integer)", what);
+    if (c == '0' && j->p + 1 < j->n && j->s[j->p + 1] >= '0' && j->s[j->p + 1] <= '9')
+        return zs__jfail(j, "%s has a leading zero", what);
+    while ((c = zs__jpeek(j)) >= '0' && c <= '9') {
+        uint64_t d = (uint64_t)(c - '0');
+        if (x > (UINT64_MAX - d) / 10) return zs__jfail(j, "%s does not fit in 64 bits", what);
+        x = x * 10 + d;
+        j->p++;
+    }
+    if (c == '.' || c == 'e' || c == 'E') return zs__jfail(j, "%s is not an integer", what);
+    *v = x;
+    return ZS_OK;
+}
+
+ZS__PRIV int zs__jskip_number(zs__json *j) {
+    int c;
+    if (zs__jpeek(j) == '-') j->p++;
+    c = zs__jpeek(j);
+    if (c == '0') j->p++;
+    else if (c >= '1' && c <= '9') { while ((c = zs__jpeek(j)) >= '0' && c <= '9') j->p++; }
+    else return zs__jfail(j, "bad number");
+    if (zs__jpeek(j) == '.') {
+        j->p++;
+        if ((c = zs__jpeek(j)) < '0' || c > '9') return zs__jfail(j, "bad number: digit expected after '.'");
+        while ((c = zs__jpeek(j)) >= '0' && c <= '9') j->p++;
+    }
+    if ((c = zs__jpeek(j)) == 'e' || c == 'E') {
+        j->p++;
+        if ((c = zs__jpeek(j)) == '+' || c == '-') j->p++;
+        if ((c = zs__jpeek(j)) < '0' || c > '9') return zs__jfail(j, "bad number: digit expected in exponent");
+        while ((c = zs__jpeek(j)) >= '0' && c <= '9') j->p++;
+    }
+    return ZS_OK;
+}
+
+/* Skips any JSON value (unknown fields), at most ZS__JSON_MAX_DEPTH deep. */
+ZS__PRIV int zs__jskip(zs__json *j, int depth) {
+    int c, r;
+    char *str;
+    zs__jws(j);
+    c = zs__jpeek(j);
+    if (depth > ZS__JSON_MAX_DEPTH) return zs__jfail(j, "nested deeper than %d levels", ZS__JSON_MAX_DEPTH);
+    if (c == '"') return zs__jstring(j, &str, "a value");
+    if (c == '-' || (c >= '0' && c <= '9')) return zs__jskip_number(j);
+    if (c == 't' && j->n - j->p >= 4 && !memcmp(j->s + j->p, "true", 4)) { j->p += 4; return ZS_OK; }
+    if (c == 'f' && j->n - j->p >= 5 && !memcmp(j->s + j->p, "false", 5)) { j->p += 5; return ZS_OK; }
+    if (c == 'n' && j->n - j->p >= 4 && !memcmp(j->s + j->p, "null", 4)) { j->p += 4; return ZS_OK; }
+    if (c == '[' || c == '{') {
+        char close = c == '[' ? ']' : '}';
+        j->p++;
+        zs__jws(j);
+        if (zs__jpeek(j) == (unsigned char)close) { j->p++; return ZS_OK; }
+        for (;;) {
+            zs__jws(j);
+            if (close == '}') {
+                if ((r = zs__jstring(j, &str, "a member name")) != 0) return r;
+                if ((r = zs__jexpect(j, ':', "after a member name")) != 0) return r;
+            }
+            if ((r = zs__jskip(j, depth + 1)) != 0) return r;
+            zs__jws(j);
+            c = zs__jpeek(j);
+            if (c == (unsigned char)close) { j->p++; return ZS_OK; }
+            if (c != ',') return zs__jfail(j, "expected ',' or '%c'", close);
+            j->p++;
+            zs__jws(j);
+            if (zs__jpeek(j) == (unsigned char)close) return zs__jfail(j, "trailing comma before '%c'", close);
+        }
+    }
+    return c < 0 ? zs__jfail(j, "unexpected end of the header") : zs__jfail(j, "unexpected character '%c'", c >= 0x20 && c < 0x7f ? c : '?');
+}
+
+/* After an element of an array/object: ',' (more follow) -> 1, close -> 0. */
+ZS__PRIV int zs__jnext(zs__json *j, char close, int *more) {
+    int c;
+    zs__jws(j);
+    c = zs__jpeek(j);
+    if (c == (unsigned char)close) { j->p++; *more = 0; return ZS_OK; }
+    if (c != ',') return zs__jfail(j, "expected ',' or '%c'", close);
+    j->p++;
+    zs__jws(j);
+    if (zs__jpeek(j) == (unsigned char)close) return zs__jfail(j, "trailing comma before '%c'", close);
+    *more = 1;
+    return ZS_OK;
+}
+
+/* ==================================================================== */
+/* [impl:io] safetensors reader                                         */
+/* ==================================================================== */
+
+typedef struct zs__st_dtype { const char *name; unsigned size; zs_type type; } zs__st_dtype;
+
+static const zs__st_dtype zs__st_dtypes[] = {
+    {"F32", 4, ZS_F32}, {"F16", 2, ZS_F16}, {"BF16", 2, ZS_BF16}, {"I32", 4, ZS_I32},
+    {"F64", 8, ZS_TYPE_COUNT}, {"I64", 8, ZS_TYPE_COUNT}, {"U64", 8, ZS_TYPE_COUNT},
+    {"U32", 4, ZS_TYPE_COUNT}, {"I16", 2, ZS_TYPE_COUNT}, {"U16", 2, ZS_TYPE_COUNT},
+    {"I8", 1, ZS_TYPE_COUNT}, {"U8", 1, ZS_TYPE_COUNT}, {"BOOL", 1, ZS_TYPE_COUNT},
+    {"F8_E5M2", 1, ZS_TYPE_COUNT}, {"F8_E4M3", 1, ZS_TYPE_COUNT}, {"F8_E8M0", 1, ZS_TYPE_COUNT},
+    {"C64", 8, ZS_TYPE_COUNT}
+};
+
+typedef struct zs__st_meta { const char *key, *value; } zs__st_meta;
+
+struct zs_safetensors {
+    zs__src src;
+    char who[300];        /* "zs_st_open(path)" */
+    char *hdr;            /* header text, unescaped in place; names point here */
+    uint64_t data_start;  /* 8 + N */
+    uint64_t data_size;
+    zs_st_info *t;        /* header order */
+    int n, cap;
+    zs_st_info **by_name; /* sorted by name */
+    zs__st_meta *meta;    /* sorted by key */
+    int n_meta, cap_meta;
+};
+
+ZS__PRIV int zs__st_cmp_info_name(const void *a, const void *b) {
+    return strcmp((*(const zs_st_info *const *)a)->name, (*(const zs_st_info *const *)b)->name);
+}
+ZS__PRIV int zs__st_cmp_info_off(const void *a, const void *b) {
+    const zs_st_info *x = *(const zs_st_info *const *)a, *y = *(const zs_st_info *const *)b;
+    if (x->offset != y->offset) return x->offset < y->offset ? -1 : 1;
+    if (x->nbytes != y->nbytes) return x->nbytes < y->nbytes ? -1 : 1;
+    return 0;
+}
+ZS__PRIV int zs__st_cmp_meta(const void *a, const void *b) {
+    return strcmp(((const zs__st_meta *)a)->key, ((const zs__st_meta *)b)->key);
+}
+
+/* grows an array of elements of es bytes to hold at least need */
+ZS__PRIV int zs__grow(void **arr, int *cap, int need, size_t es) {
+    int nc;
+    size_t bytes;
+    void *p;
+    if (need <= *cap) return ZS_OK;
+    if (*cap > INT_MAX / 2) return zs__fail(ZS_ERR_NOMEM, "too many entries");
+    nc = *cap ? *cap * 2 : 16;
+    if (nc < need) nc = need;
+    if (!zs__mul_ok((size_t)nc, es, &bytes)) return zs__fail(ZS_ERR_NOMEM, "too many entries");
+    p = zs__malloc(bytes, NULL);
+    if (!p) return zs__fail(ZS_ERR_NOMEM, "out of memory (%zu bytes)", bytes);
+    if (*arr) memcpy(p, *arr, (size_t)*cap * es);
+    zs__free(*arr, NULL);
+    *arr = p;
+    *cap = nc;
+    return ZS_OK;
+}
+
+ZS__PRIV int zs__st_parse_meta(zs_safetensors *st, zs__json *j) {
+    int more = 1, r;
+    zs__jws(j);
+    if (j->n - j->p >= 4 && !memcmp(j->s + j->p, "null", 4)) { j->p += 4; return ZS_OK; }
+    if (zs__jpeek(j) != '{') return zs__jfail(j, "\"__metadata__\" must be an object of strings");
+    j->p++;
+    zs__jws(j);
+    if (zs__jpeek(j) == '}') { j->p++; return ZS_OK; }
+    while (more) {
+        char *k, *v;
+        zs__jws(j);
+        if ((r = zs__jstring(j, &k, "a metadata key")) != 0) return r;
+        if ((r = zs__jexpect(j, ':', "after a metadata key")) != 0) return r;
+        if (zs__jpeek(j) != '"') return zs__jfail(j, "\"__metadata__\" value of '%.100s' is not a string", k);
+        if ((r = zs__jstring(j, &v, "a metadata value")) != 0) return r;
+        {
+            void *arr = st->meta;
+            r = zs__grow(&arr, &st->cap_meta, st->n_meta + 1, sizeof(zs__st_meta));
+            st->meta = (zs__st_meta *)arr;
+            if (r) return r;
+        }
+        st->meta[st->n_meta].key = k;
+        st->meta[st->n_meta].value = v;
+        st->n_meta++;
+        if ((r = zs__jnext(j, '}', &more)) != 0) return r;
+    }
+    return ZS_OK;
+}
+
+ZS__PRIV int zs__st_parse_tensor(zs_safetensors *st, zs__json *j, const char *name) {
+    zs_st_info info;
+    int got_dtype = 0, got_shape = 0, got_off = 0, more = 1, r, i;
+    uint64_t begin = 0, end = 0, numel = 1, nbytes, esize = 0;
+    memset(&info, 0, sizeof info);
+    info.name = name;
+    zs__jws(j);
+    if (zs__jpeek(j) != '{')
+        return zs__jfail(j, "tensor '%.100s': expected an object {\"dtype\", \"shape\", \"data_offsets\"}", name);
+    j->p++;
+    zs__jws(j);
+    if (zs__jpeek(j) == '}') { j->p++; more = 0; }
+    while (more) {
+        char *key;
+        zs__jws(j);
+        if ((r = zs__jstring(j, &key, "a field name")) != 0) return r;
+        if ((r = zs__jexpect(j, ':', "after a field name")) != 0) return r;
+        if (!strcmp(key, "dtype")) {
+            char *dt;
+            size_t k, nd = sizeof zs__st_dtypes / sizeof zs__st_dtypes[0];
+            if (got_dtype++) return zs__jfail(j, "tensor '%.100s': duplicate \"dtype\"", name);
+            if ((r = zs__jstring(j, &dt, "the dtype")) != 0) return r;
+            for (k = 0; k < nd; k++)
+                if (!strcmp(dt, zs__st_dtypes[k].name)) break;
+            if (k == nd) {
+                if (!strcmp(dt, "F4") || !strncmp(dt, "F6_", 3))
+                    return zs__jfail(j, "tensor '%.100s': sub-byte dtype '%.20s' is not supported", name, dt);
+                return zs__jfail(j, "tensor '%.100s': unknown dtype '%.20s'", name, dt);
+            }
+            info.dtype = zs__st_dtypes[k].name;
+            info.type = zs__st_dtypes[k].type;
+            esize = zs__st_dtypes[k].size;
+        } else if (!strcmp(key, "shape")) {
+            int m = 1;
+            if (got_shape++) return zs__jfail(j, "tensor '%.100s': duplicate \"shape\"", name);
+            if (zs__jpeek(j) != '[') return zs__jfail(j, "tensor '%.100s': \"shape\" must be an array", name);
+            j->p++;
+            zs__jws(j);
+            if (zs__jpeek(j) == ']') { j->p++; m = 0; }
+            while (m) {
+                uint64_t d;
+                zs__jws(j);
+                if (info.ndim == ZS_ST_MAX_DIMS)
+                    return zs__jfail(j, "tensor '%.100s': more than %d dimensions", name, ZS_ST_MAX_DIMS);
+                if ((r = zs__juint(j, &d, "a dimension")) != 0) return r;
+                if (d > (uint64_t)INT64_MAX) return zs__jfail(j, "tensor '%.100s': dimension %llu too large", name, (unsigned long long)d);
+                info.shape[info.ndim++] = (int64_t)d;
+                if ((r = zs__jnext(j, ']', &m)) != 0) return r;
+            }
+        } else if (!strcmp(key, "data_offsets")) {
+            int m;
+            if (got_off++) return zs__jfail(j, "tensor '%.100s': duplicate \"data_offsets\"", name);
+            if (zs__jpeek(j) != '[') return zs__jfail(j, "tensor '%.100s': \"data_offsets\" must be [begin, end]", name);
+            j->p++;
+            zs__jws(j);
+            if ((r = zs__juint(j, &begin, "data_offsets begin")) != 0) return r;
+            if ((r = zs__jnext(j, ']', &m)) != 0) return r;
+            if (!m) return zs__jfail(j, "tensor '%.100s': \"data_offsets\" needs 2 numbers", name);
+            if ((r = zs__juint(j, &end, "data_offsets end")) != 0) return r;
+            if ((r = zs__jnext(j, ']', &m)) != 0) return r;
+            if (m) return zs__jfail(j, "tensor '%.100s': \"data_offsets\" has more than 2 numbers", name);
+        } else {
+            if ((r = zs__jskip(j, 3)) != 0) return r; /* unknown field: ignored, like the reference */
+        }
+        if ((r = zs__jnext(j, '}', &more)) != 0) return r;
+    }
+    if (!got_dtype || !got_shape || !got_off)
+        return zs__jfail(j, "tensor '%.100s': missing \"%s\"", name,
+                         !got_dtype ? "dtype" : !got_shape ? "shape" : "data_offsets");
+    for (i = 0; i < info.ndim; i++) {
+        uint64_t d = (uint64_t)info.shape[i];
+        if (d && numel > (uint64_t)INT64_MAX / d)
+            return zs__jfail(j, "tensor '%.100s': shape product overflows", name);
+        numel *= d;
+    }
+    if (numel && esize > UINT64_MAX / numel)
+        return zs__jfail(j, "tensor '%.100s': byte size overflows", name);
+    nbytes = numel * esize;
+    if (end < begin)
+        return zs__jfail(j, "tensor '%.100s': data_offsets [%llu, %llu] end before begin", name,
+                         (unsigned long long)begin, (unsigned long long)end);
+    if (end - begin != nbytes)
+        return zs__jfail(j, "tensor '%.100s': data_offsets [%llu, %llu] hold %llu bytes but %s x %llu elements need %llu",
+                         name, (unsigned long long)begin, (unsigned long long)end, (unsigned long long)(end - begin),
+                         info.dtype, (unsigned long long)numel, (unsigned long long)nbytes);
+    if (end > st->data_size)
+        return zs__jfail(j, "tensor '%.100s': data_offsets [%llu, %llu] beyond the data (%llu bytes)", name,
+                         (unsigned long long)begin, (unsigned long long)end, (unsigned long long)st->data_size);
+    info.numel = (int64_t)numel;
+    info.offset = begin;
+    info.nbytes = nbytes;
+    {
+        void *arr = st->t;
+        r = zs__grow(&arr, &st->cap, st->n + 1, sizeof(zs_st_info));
+        st->t = (zs_st_info *)arr;
+        if (r) return r;
+    }
+    st->t[st->n++] = info;
+    return ZS_OK;
+}
+
+ZS__PRIV int zs__st_parse(zs_safetensors *st, size_t hlen) {
+    zs__json j;
+    int r, more = 1, seen_meta = 0, i;
+    size_t bad;
+    zs_st_info **idx;
+    uint64_t expect = 0;
+    j.s = st->hdr;
+    j.n = hlen;
+    j.p = 0;
+    j.who = st->who;
+    bad = zs__utf8_check((const unsigned char *)st->hdr, hlen);
+    if (bad != hlen) { j.p = bad; return zs__jfail(&j, "header is not valid UTF-8"); }
+    if (zs__jpeek(&j) != '{') return zs__jfail(&j, "header does not start with '{'");
+    j.p++;
+    zs__jws(&j);
+    if (zs__jpeek(&j) == '}') { j.p++; more = 0; }
+    while (more) {
+        char *name;
+        zs__jws(&j);
+        if ((r = zs__jstring(&j, &name, "a tensor name")) != 0) return r;
+        if ((r = zs__jexpect(&j, ':', "after a tensor name")) != 0) return r;
+        if (!strcmp(name, "__metadata__")) {
+            if (seen_meta++) return zs__jfail(&j, "duplicate \"__metadata__\"");
+            r = zs__st_parse_meta(st, &j);
+        } else {
+            r = zs__st_parse_tensor(st, &j, name);
+        }
+        if (r) return r;
+        if ((r = zs__jnext(&j, '}', &more)) != 0) return r;
+    }
+    zs__jws(&j);
+    if (j.p != j.n) return zs__jfail(&j, "unexpected characters after the JSON object");
+    if (st->n_meta > 1) { /* metadata keys unique (sorted for lookup) */
+        qsort(st->meta, (size_t)st->n_meta, sizeof(zs__st_meta), zs__st_cmp_meta);
+        for (i = 1; i < st->n_meta; i++)
+            if (!strcmp(st->meta[i - 1].key, st->meta[i].key))
+                return zs__fail(ZS_ERR_FORMAT, "%s: duplicate metadata key '%.100s'", st->who, st->meta[i].key);
+    }
+    if (!st->n) return st->data_size ? zs__fail(ZS_ERR_FORMAT, "%s: %llu data bytes but no tensors", st->who,
+                                                (unsigned long long)st->data_size) : ZS_OK;
+    /* names unique (sorted index doubles as the lookup table) */
+    st->by_name = (zs_st_info **)zs__malloc((size_t)st->n * sizeof(zs_st_info *), NULL);
+    idx = (zs_st_info **)zs__malloc((size_t)st->n * sizeof(zs_st_info *), NULL);
+    if (!st->by_name || !idx) {
+        zs__free(idx, NULL);
+        return zs__fail(ZS_ERR_NOMEM, "%s: out of memory (%d tensors)", st->who, st->n);
+    }
+    for (i = 0; i < st->n; i++) st->by_name[i] = idx[i] = &st->t[i];
+    qsort(st->by_name, (size_t)st->n, sizeof(zs_st_info *), zs__st_cmp_info_name);
+    for (i = 1; i < st->n; i++)
+        if (!strcmp(st->by_name[i - 1]->name, st->by_name[i]->name)) {
+            zs__free(idx, NULL);
+            return zs__fail(ZS_ERR_FORMAT, "%s: duplicate tensor name '%.100s'", st->who, st->by_name[i]->name);
+        }
+    /* sorted by offset, the tensors tile the data buffer exactly */
+    qsort(idx, (size_t)st->n, sizeof(zs_st_info *), zs__st_cmp_info_off);
+    for (i = 0; i < st->n; i++) {
+        if (idx[i]->offset != expect) {
+            r = zs__fail(ZS_ERR_FORMAT, "%s: tensor '%.100s' data at [%llu, %llu] %s (expected it to begin at %llu)",
+                         st->who, idx[i]->name, (unsigned long long)idx[i]->offset,
+                         (unsigned long long)(idx[i]->offset + idx[i]->nbytes),
+                         idx[i]->offset < expect ? "overlaps another tensor" : "leaves a gap",
+                         (unsigned long long)expect);
+            zs__free(idx, NULL);
+            return r;
+        }
+        expect = idx[i]->offset + idx[i]->nbytes;
+    }
+    zs__free(idx, NULL);
+    if (expect != st->data_size)
+        return zs__fail(ZS_ERR_FORMAT, "%s: tensors cover %llu data bytes but the file has %llu", st->who,
+                        (unsigned long long)expect, (unsigned long long)st->data_size);
+    return ZS_OK;
+}
+
+ZS__FN void zs_st_close(zs_safetensors *st) {
+    if (!st) return;
+    zs__src_close(&st->src);
+    zs__free(st->hdr, NULL);
+    zs__free(st->t, NULL);
+    zs__free(st->by_name, NULL);
+    zs__free(st->meta, NULL);
+    zs__free(st, NULL);
+}
+
+/* shared by zs_st_open / zs_st_open_memory once st->src is set up */
+ZS__PRIV zs_safetensors *zs__st_load(zs_safetensors *st) {
+    unsigned char len8[8];
+    uint64_t hlen;
+    st->src.who = st->who;
+    if (st->src.size < 8) {
+        zs__fail(ZS_ERR_FORMAT, "%s: %llu bytes, too short for the 8-byte header length", st->who,
+                 (unsigned long long)st->src.size);
+        goto fail;
+    }
+    if (zs__src_read(&st->src, 0, len8, 8)) goto fail;
+    hlen = zs__le64(len8);
+    if (hlen > ZS__ST_MAX_HEADER) {
+        zs__fail(ZS_ERR_FORMAT, "%s: header length %llu exceeds the %u-byte limit", st->who,
+                 (unsigned long long)hlen, ZS__ST_MAX_HEADER);
+        goto fail;
+    }
+    if (hlen > st->src.size - 8) {
+        zs__fail(ZS_ERR_FORMAT, "%s: header length %llu exceeds the file (%llu bytes)", st->who,
+                 (unsigned long long)hlen, (unsigned long long)st->src.size);
+        goto fail;
+    }
+    st->data_start = 8 + hlen;
+    st->data_size = st->src.size - st->data_start;
+    st->hdr = (char *)zs__malloc((size_t)hlen + 1, NULL);
+    if (!st->hdr) {
+        zs__fail(ZS_ERR_NOMEM, "%s: cannot allocate the %llu-byte header", st->who, (unsigned long long)hlen);
+        goto fail;
+    }
+    if (zs__src_read(&st->src, 8, st->hdr, (size_t)hlen)) goto fail;
+    st->hdr[hlen] = 0;
+    if (zs__st_parse(st, (size_t)hlen)) goto fail;
+    return st;
+fail:
+    zs_st_close(st);
+    return NULL;
+}
+
+ZS__PRIV zs_safetensors *zs__st_new(const char *fn, const char *label) {
+    zs_safetensors *st = (zs_safetensors *)zs__malloc(sizeof(zs_safetensors), NULL);
+    if (!st) { zs__fail(ZS_ERR_NOMEM, "%s(%.200s): out of memory", fn, label); return NULL; }
+    memset(st, 0, sizeof *st);
+    snprintf(st->who, sizeof st->who, "%s(%.200s)", fn, label);
+    return st;
+}
+
+ZS__FN zs_safetensors *zs_st_open(const char *path) {
+    zs_safetensors *st;
+    if (!path) { zs__fail(ZS_ERR_ARG, "zs_st_open: NULL path"); return NULL; }
+    st = zs__st_new("zs_st_open", path);
+    if (!st) return NULL;
+    if (zs__src_open(&st->src, path, st->who)) { zs_st_close(st); return NULL; }
+    return zs__st_load(st);
+}
+
+ZS__FN zs_safetensors *zs_st_open_memory(const void *buf, size_t n) {
+    zs_safetensors *st;
+    if (!buf && n) { zs__fail(ZS_ERR_ARG, "zs_st_open_memory: NULL buffer"); return NULL; }
+    st = zs__st_new("zs_st_open_memory", "<memory>");
+    if (!st) return NULL;
+    zs__src_memory(&st->src, buf ? buf : "", n, st->who);
+    return zs__st_load(st);
+}
+
+ZS__FN int zs_st_count(const zs_safetensors *st) { return st ? st->n : 0; }
+
+ZS__FN const zs_st_info *zs_st_get(const zs_safetensors *st, int i) {
+    return st && i >= 0 && i < st->n ? &st->t[i] : NULL;
+}
+
+ZS__FN const zs_st_info *zs_st_find(const zs_safetensors *st, const char *name) {
+    int lo = 0, hi;
+    if (!st || !name || !st->by_name) return NULL;
+    hi = st->n - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2, c = strcmp(st->by_name[mid]->name, name);
+        if (!c) return st->by_name[mid];
+        if (c < 0) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return NULL;
+}
+
+ZS__FN int zs_st_metadata_count(const zs_safetensors *st) { return st ? st->n_meta : 0; }
+
+ZS__FN const char *zs_st_metadata(const zs_safetensors *st, const char *key) {
+    int lo = 0, hi;
+    if (!st || !key) return NULL;
+    hi = st->n_meta - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2, c = strcmp(st->meta[mid].key, key);
+        if (!c) return st->meta[mid].value;
+        if (c < 0) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return NULL;
+}
+
+ZS__FN int zs_st_metadata_get(const zs_safetensors *st, int i, const char **key, const char **value) {
+    if (!st || i < 0 || i >= st->n_meta) return zs__fail(ZS_ERR_ARG, "zs_st_metadata_get: index %d out of range", i);
+    if (key) *key = st->meta[i].key;
+    if (value) *value = st->meta[i].value;
+    return ZS_OK;
+}
+
+ZS__PRIV int zs__st_check_info(const zs_safetensors *st, const zs_st_info *t, const char *fn) {
+    if (!st || !t) return zs__fail(ZS_ERR_ARG, "%s: NULL handle or tensor", fn);
+    if ((uintptr_t)t < (uintptr_t)st->t || (uintptr_t)t >= (uintptr_t)(st->t + st->n) ||
+        ((uintptr_t)t - (uintptr_t)st->t) % sizeof(zs_st_info) != 0)
+        return zs__fail(ZS_ERR_ARG, "%s: tensor info is not from this handle", fn);
+    return ZS_OK;
+}
+
+ZS__FN int zs_st_read_raw(zs_safetensors *st, const zs_st_info *t, void *dst, size_t dst_bytes) {
+    int r = zs__st_check_info(st, t, "zs_st_read_raw");
+    if (r) return r;
+    if ((uint64_t)dst_bytes != t->nbytes)
+        return zs__fail(ZS_ERR_ARG, "%s: tensor '%.100s' has %llu bytes, dst_bytes is %zu", st->who, t->name,
+                        (unsigned long long)t->nbytes, dst_bytes);
+    if (!dst && dst_bytes) return zs__fail(ZS_ERR_ARG, "zs_st_read_raw: NULL dst");
+    return zs__src_read(&st->src, st->data_start + t->offset, dst, dst_bytes);
+}
+
+ZS__FN int zs_st_read(zs_safetensors *st, const zs_st_info *t, void *dst, zs_type dst_type, size_t dst_count) {
+    int r = zs__st_check_info(st, t, "zs_st_read"), src_float, dst_float;
+    size_t ss, ds, done = 0, n;
+    uint64_t off;
+    unsigned char buf[ZS__IO_CHUNK];
+    if (r) return r;
+    if ((uint64_t)dst_count != (uint64_t)t->numel)
+        return zs__fail(ZS_ERR_ARG, "%s: tensor '%.100s' has %lld elements, dst_count is %zu", st->who, t->name,
+                        (long long)t->numel, dst_count);
+    if (!dst && dst_count) return zs__fail(ZS_ERR_ARG, "zs_st_read: NULL dst");
+    if ((uint64_t)(size_t)t->nbytes != t->nbytes)
+        return zs__fail(ZS_ERR_UNSUPPORTED, "%s: tensor '%.100s' is too large for this platform", st->who, t->name);
+    src_float = t->type == ZS_F32 || t->type == ZS_F16 || t->type == ZS_BF16;
+    dst_float = dst_type == ZS_F32 || dst_type == ZS_F16 || dst_type == ZS_BF16;
+    if (!(src_float && dst_float) && !(t->type == ZS_I32 && dst_type == ZS_I32)) {
+        if (!src_float && t->type != ZS_I32)
+            return zs__fail(ZS_ERR_UNSUPPORTED, "%s: tensor '%.100s' has dtype %s; only F32/F16/BF16 (and I32 "
+                            "to i32) can be read this way, use zs_st_read_raw", st->who, t->name, t->dtype);
+        return zs__fail(ZS_ERR_UNSUPPORTED, "%s: tensor '%.100s': cannot convert %s to %s", st->who, t->name,
+                        t->dtype, zs_type_name(dst_type));
+    }
+    ss = zs_type_size(t->type);
+    ds = zs_type_size(dst_type);
+    n = dst_count;
+    off = st->data_start + t->offset;
+    if (t->type == dst_type) { /* straight into dst */
+        r = zs__src_read(&st->src, off, dst, n * ss);
+        if (!r && !zs__host_le()) zs__swap_bytes(dst, n, ss);
+        return r;
+    }
+    while (done < n) { /* bounded chunks through an aligned buffer */
+        size_t k = n - done < ZS__IO_CHUNK / ss ? n - done : ZS__IO_CHUNK / ss;
+        r = zs__src_read(&st->src, off + (uint64_t)done * ss, buf, k * ss);
+        if (r) return r;
+        if (!zs__host_le()) zs__swap_bytes(buf, k, ss);
+        r = zs_convert((char *)dst + done * ds, dst_type, buf, t->type, k);
+        if (r) return r;
+        done += k;
+    }
+    return ZS_OK;
+}
+
+ZS__FN int zs_st_load_tensor(zs_safetensors *st, const char *name, zs_tensor *dst) {
+    const zs_st_info *t;
+    int i, same;
+    if (!st || !name || !dst) return zs__fail(ZS_ERR_ARG, "zs_st_load_tensor: NULL argument");
+    t = zs_st_find(st, name);
+    if (!t) return zs__fail(ZS_ERR_FORMAT, "%s: no tensor named '%.100s'", st->who, name);
+    same = t->ndim == dst->ndim;
+    for (i = 0; same && i < t->ndim; i++) same = t->shape[i] == dst->shape[i];
+    if (!same) {
+        char a[160], b[96];
+        size_t k = 0;
+        a[0] = 0;
+        k += (size_t)snprintf(a, sizeof a, "[");
+        for (i = 0; i < t->ndim && k < sizeof a; i++)
+            k += (size_t)snprintf(a + k, sizeof a - k, i ? ",%lld" : "%lld", (long long)t->shape[i]);
+        if (k < sizeof a) snprintf(a + k, sizeof a - k, "]");
+        return zs__fail(ZS_ERR_SHAPE, "%s: tensor '%.100s' has shape %s, destination %s", st->who, name, a,
+                        zs_shape_str(dst, b, sizeof b));
+    }
+    if (!dst->data && t->numel) return zs__fail(ZS_ERR_ARG, "zs_st_load_tensor('%.100s'): destination has no data", name);
+    if (!zs_is_contiguous(dst))
+        return zs__fail(ZS_ERR_ARG, "zs_st_load_tensor('%.100s'): destination is not contiguous", name);
+    return zs_st_read(st, t, dst->data, dst->type, (size_t)t->numel);
+}
+
+/* ==================================================================== */
+/* [impl:io] safetensors writer                                         */
+/* ==================================================================== */
+
+/* growable text; with p == NULL only counts */
+typedef struct zs__sbuf { char *p; size_t n, cap; } zs__sbuf;
+
+ZS__PRIV void zs__sput(zs__sbuf *b, const char *s, size_t n) {
+    if (b->p && b->n + n <= b->cap) memcpy(b->p + b->n, s, n);
+    b->n += n;
+}
+ZS__PRIV void zs__sputs(zs__sbuf *b, const char *s) { zs__sput(b, s, strlen(s)); }
+
+ZS__PRIV void zs__sput_json_str(zs__sbuf *b, const char *s) {
+    zs__sput(b, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        char e[8];
+        if (c == '"') zs__sput(b, "\\\"", 2);
+        else if (c == '\\') zs__sput(b, "\\\\", 2);
+        else if (c == '\n') zs__sput(b, "\\n", 2);
+        else if (c == '\r') zs__sput(b, "\\r", 2);
+        else if (c == '\t') zs__sput(b, "\\t", 2);
+        else if (c < 0x20) { snprintf(e, sizeof e, "\\u%04x", c); zs__sput(b, e, 6); }
+        else zs__sput(b, s, 1);
+    }
+    zs__sput(b, "\"", 1);
+}
+
+ZS__PRIV void zs__sput_u64(zs__sbuf *b, uint64_t v) {
+    char t[24];
+    int k = snprintf(t, sizeof t, "%llu", (unsigned long long)v);
+    zs__sput(b, t, (size_t)k);
+}
+
+ZS__PRIV const char *zs__st_dtype_of(zs_type t) {
+    switch (t) {
+    case ZS_F32: return "F32";
+    case ZS_F16: return "F16";
+    case ZS_BF16: return "BF16";
+    case ZS_I32: return "I32";
+    default: return NULL;
+    }
+}
+
+ZS__PRIV int zs__cmp_cstr_ptr(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* checks strings are valid UTF-8 and unique; who/what name them in errors */
+ZS__PRIV int zs__check_names(const char **names, int n, const char *who, const char *what) {
+    const char **s;
+    int i;
+    for (i = 0; i < n; i++)
+        if (zs__utf8_check((const unsigned char *)names[i], strlen(names[i])) != strlen(names[i]))
+            return zs__fail(ZS_ERR_ARG, "%s: %s '%.100s' is not valid UTF-8", who, what, names[i]);
+    if (n < 2) return ZS_OK;
+    s = (const char **)zs__malloc((size_t)n * sizeof(char *), NULL);
+    if (!s) return zs__fail(ZS_ERR_NOMEM, "%s: out of memory", who);
+    memcpy(s, names, (size_t)n * sizeof(char *));
+    qsort(s, (size_t)n, sizeof(char *), zs__cmp_cstr_ptr);
+    for (i = 1; i < n; i++)
+        if (!strcmp(s[i - 1], s[i])) {
+            int r = zs__fail(ZS_ERR_ARG, "%s: duplicate %s '%.100s'", who, what, s[i]);
+            zs__free(s, NULL);
+            return r;
+        }
+    zs__free(s, NULL);
+    return ZS_OK;
+}
+
+/* writes n elements of es bytes as little-endian */
+ZS__PRIV int zs__fwrite_le(FILE *f, const void *data, size_t n, size_t es) {
+    if (!n) return 1;
+    if (zs__host_le() || es < 2) return fwrite(data, es, n, f) == n;
+    {
+        unsigned char buf[ZS__IO_CHUNK];
+        size_t done = 0, per = ZS__IO_CHUNK / es;
+        while (done < n) {
+            size_t k = n - done < per ? n - done : per;
+            memcpy(buf, (const char *)data + done * es, k * es);
+            zs__swap_bytes(buf, k, es);
+            if (fwrite(buf, es, k, f) != k) return 0;
+            done += k;
+        }
+    }
+    return 1;
+}
+
+ZS__FN int zs_st_save(const char *path, const zs_st_entry *entries, int n, const char *const *meta_kv) {
+    char who[300];
+    const char **names = NULL;
+    uint64_t *nbytes = NULL, off = 0;
+    int i, k, n_meta = 0, r = ZS_OK, pass;
+    zs__sbuf b;
+    FILE *f = NULL;
+    unsigned char len8[8];
+    size_t hlen = 0;
+    memset(&b, 0, sizeof b);
+    snprintf(who, sizeof who, "zs_st_save(%.200s)", path ? path : "(null)");
+    if (!path) return zs__fail(ZS_ERR_ARG, "zs_st_save: NULL path");
+    if (n < 0 || (n > 0 && !entries)) return zs__fail(ZS_ERR_ARG, "%s: bad entry list (n = %d)", who, n);
+    if (meta_kv)
+        for (n_meta = 0; meta_kv[2 * n_meta]; n_meta++)
+            if (!meta_kv[2 * n_meta + 1])
+                return zs__fail(ZS_ERR_ARG, "%s: metadata key '%.100s' has a NULL value", who, meta_kv[2 * n_meta]);
+    names = (const char **)zs__malloc((size_t)(n + n_meta + 1) * sizeof(char *), NULL);
+    nbytes = (uint64_t *)zs__malloc((size_t)(n + 1) * sizeof(uint64_t), NULL);
+    if (!names || !nbytes) { r = zs__fail(ZS_ERR_NOMEM, "%s: out of memory", who); goto done; }
+    for (i = 0; i < n; i++) {
+        const zs_st_entry *e = &entries[i];
+        uint64_t numel = 1;
+        if (!e->name) { r = zs__fail(ZS_ERR_ARG, "%s: entry %d has a NULL name", who, i); goto done; }
+        if (!strcmp(e->name, "__metadata__")) { r = zs__fail(ZS_ERR_ARG, "%s: \"__metadata__\" is reserved", who); goto done; }
+        if (!zs__st_dtype_of(e->type)) { r = zs__fail(ZS_ERR_ARG, "%s: tensor '%.100s': type %d cannot be saved", who, e->name, (int)e->type); goto done; }
+        if (e->ndim < 0 || e->ndim > ZS_ST_MAX_DIMS || (e->ndim && !e->shape)) {
+            r = zs__fail(ZS_ERR_ARG, "%s: tensor '%.100s': bad ndim %d (0..%d)", who, e->name, e->ndim, ZS_ST_MAX_DIMS);
+            goto done;
+        }
+        for (k = 0; k < e->ndim; k++) {
+            if (e->shape[k] < 0) { r = zs__fail(ZS_ERR_ARG, "%s: tensor '%.100s': negative dimension %lld", who, e->name, (long long)e->shape[k]); goto done; }
+            if (e->shape[k] && numel > (uint64_t)INT64_MAX / (uint64_t)e->shape[k]) { r = zs__fail(ZS_ERR_ARG, "%s: tensor '%.100s': shape overflows", who, e->name); goto done; }
+            numel *= (uint64_t)e->shape[k];
+        }
+        nbytes[i] = numel * zs_type_size(e->type);
+        if (nbytes[i] / zs_type_size(e->type) != numel || (uint64_t)(size_t)nbytes[i] != nbytes[i] || off > UINT64_MAX - nbytes[i]) {
+            r = zs__fail(ZS_ERR_ARG, "%s: tensor '%.100s': too large", who, e->name);
+            goto done;
+        }
+        if (nbytes[i] && !e->data) { r = zs__fail(ZS_ERR_ARG, "%s: tensor '%.100s': NULL data", who, e->name); goto done; }
+        off += nbytes[i];
+        names[i] = e->name;
+    }
+    if ((r = zs__check_names(names, n, who, "tensor name")) != 0) goto done;
+    for (i = 0; i < n_meta; i++) names[i] = meta_kv[2 * i];
+    if ((r = zs__check_names(names, n_meta, who, "metadata key")) != 0) goto done;
+    for (i = 0; i < n_meta; i++) names[i] = meta_kv[2 * i + 1];
+    for (i = 0; i < n_meta; i++)
+        if (zs__utf8_check((const unsigned char *)names[i], strlen(names[i])) != strlen(names[i])) {
+            r = zs__fail(ZS_ERR_ARG, "%s: metadata value of '%.100s' is not valid UTF-8", who, meta_kv[2 * i]);
+            goto done;
+        }
+    /* header: pass 0 counts, pass 1 writes */
+    for (pass = 0; pass < 2; pass++) {
+        b.n = 0;
+        zs__sputs(&b, "{");
+        if (n_meta) {
+            zs__sputs(&b, "\"__metadata__\":{");
+            for (i = 0; i < n_meta; i++) {
+                if (i) zs__sputs(&b, ",");
+                zs__sput_json_str(&b, meta_kv[2 * i]);
+                zs__sputs(&b, ":");
+                zs__sput_json_str(&b, meta_kv[2 * i + 1]);
+            }
+            zs__sputs(&b, "}");
+        }
+        off = 0;
+        for (i = 0; i < n; i++) {
+            const zs_st_entry *e = &entries[i];
+            if (i || n_meta) zs__sputs(&b, ",");
+            zs__sput_json_str(&b, e->name);
+            zs__sputs(&b, ":{\"dtype\":\"");
+            zs__sputs(&b, zs__st_dtype_of(e->type));
+            zs__sputs(&b, "\",\"shape\":[");
+            for (k = 0; k < e->ndim; k++) {
+                if (k) zs__sputs(&b, ",");
+                zs__sput_u64(&b, (uint64_t)e->shape[k]);
+            }
+            zs__sputs(&b, "],\"data_offsets\":[");
+            zs__sput_u64(&b, off);
+            zs__sputs(&b, ",");
+            zs__sput_u64(&b, off + nbytes[i]);
+            zs__sputs(&b, "]}");
+            off += nbytes[i];
+        }
+        zs__sputs(&b, "}");
+        while (b.n % 8) zs__sputs(&b, " ");
+        if (pass == 0) {
+            hlen = b.n;
+            if (hlen > ZS__ST_MAX_HEADER) { r = zs__fail(ZS_ERR_ARG, "%s: header of %zu bytes exceeds the limit", who, hlen); goto done; }
+            b.p = (char *)zs__malloc(hlen, NULL);
+            b.cap = hlen;
+            if (!b.p) { r = zs__fail(ZS_ERR_NOMEM, "%s: out of memory", who); goto done; }
+        }
+    }
+    f = fopen(path, "wb");
+    if (!f) { r = zs__fail(ZS_ERR_IO, "%s: cannot create: %s", who, strerror(errno)); goto done; }
+    for (k = 0; k < 8; k++) len8[k] = (unsigned char)((uint64_t)hlen >> (8 * k));
+    if (fwrite(len8, 1, 8, f) != 8 || fwrite(b.p, 1, hlen, f) != hlen) r = ZS_ERR_IO;
+    for (i = 0; i < n && !r; i++) {
+        size_t es = zs_type_size(entries[i].type);
+        if (!zs__fwrite_le(f, entries[i].data, (size_t)(nbytes[i] / es), es)) r = ZS_ERR_IO;
+    }
+    if (fclose(f) != 0 && !r) r = ZS_ERR_IO;
+    f = NULL;
+    if (r) {
+        zs__fail(ZS_ERR_IO, "%s: write failed: %s", who, strerror(errno));
+        remove(path);
+    }
+done:
+    zs__free(b.p, NULL);
+    zs__free(names, NULL);
+    zs__free(nbytes, NULL);
+    return r;
+}
+
+/* ==================================================================== */
+/* [impl:io] NumPy .npy                                                 */
+/* ==================================================================== */
+
+typedef struct zs__py {
+    const char *s;
+    size_t n, p;
+    const char *who;
+} zs__py;
+
+ZS__PRIV int zs__pyfail(zs__py *y, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+ZS__PRIV int zs__pyfail(zs__py *y, const char *fmt, ...) {
+    char msg[320];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return zs__fail(ZS_ERR_FORMAT, "%s: header byte %zu: %s", y->who, y->p, msg);
+}
+
+ZS__PRIV int zs__pypeek(const zs__py *y) { return y->p < y->n ? (unsigned char)y->s[y->p] : -1; }
+ZS__PRIV void zs__pyws(zs__py *y) {
+    int c;
+    while ((c = zs__pypeek(y)) == ' ' || c == '\t' || c == '\n' || c == '\r') y->p++;
+}
+
+/* a short Python string literal ('...' or "...", no escapes) into out */
+ZS__PRIV int zs__pystr(zs__py *y, char *out, size_t cap) {
+    int q = zs__pypeek(y), c;
+    size_t k = 0;
+    if (q != '\'' && q != '"') return zs__pyfail(y, "expected a string");
+    y->p++;
+    for (;;) {
+        c = zs__pypeek(y);
+        if (c < 0) return zs__pyfail(y, "unterminated string");
+        if (c == q) { y->p++; break; }
+        if (c == '\\') return zs__pyfail(y, "escapes in strings are not supported");
+        if (c < 0x20 || c >= 0x7f) return zs__pyfail(y, "unexpected byte 0x%02x in a string", c);
+        if (k + 1 >= cap) return zs__pyfail(y, "string too long");
+        out[k++] = (char)c;
+        y->p++;
+    }
+    out[k] = 0;
+    return ZS_OK;
+}
+
+ZS__PRIV int zs__npy_parse(zs__py *y, int *ndim, int64_t *shape) {
+    int got_descr = 0, got_fortran = 0, got_shape = 0, c, r;
+    char key[32], descr[32];
+    zs__pyws(y);
+    if (zs__pypeek(y) != '{') return zs__pyfail(y, "header is not a dict");
+    y->p++;
+    for (;;) {
+        zs__pyws(y);
+        if (zs__pypeek(y) == '}') { y->p++; break; }
+        if ((r = zs__pystr(y, key, sizeof key)) != 0) return r;
+        zs__pyws(y);
+        if (zs__pypeek(y) != ':') return zs__pyfail(y, "expected ':' after '%s'", key);
+        y->p++;
+        zs__pyws(y);
+        if (!strcmp(key, "descr")) {
+            if (got_descr++) return zs__pyfail(y, "duplicate key 'descr'");
+            if (zs__pypeek(y) == '[') return zs__pyfail(y, "structured dtype not supported (only '<f4')");
+            if ((r = zs__pystr(y, descr, sizeof descr)) != 0) return r;
+            if (strcmp(descr, "<f4") != 0) {
+                if (!strcmp(descr, ">f4")) return zs__pyfail(y, "big-endian float32 ('>f4') not supported (only '<f4')");
+                if (descr[0] && descr[1] == 'O') return zs__pyfail(y, "object arrays ('%s') not supported (only '<f4')", descr);
+                return zs__pyfail(y, "dtype '%s' not supported (only '<f4' float32)", descr);
+            }
+        } else if (!strcmp(key, "fortran_order")) {
+            if (got_fortran++) return zs__pyfail(y, "duplicate key 'fortran_order'");
+            if (y->n - y->p >= 4 && !memcmp(y->s + y->p, "True", 4)) return zs__pyfail(y, "Fortran-order arrays not supported");
+            if (y->n - y->p < 5 || memcmp(y->s + y->p, "False", 5)) return zs__pyfail(y, "fortran_order must be True or False");
+            y->p += 5;
+        } else if (!strcmp(key, "shape")) {
+            int commas = 0;
+            if (got_shape++) return zs__pyfail(y, "duplicate key 'shape'");
+            if (zs__pypeek(y) != '(') return zs__pyfail(y, "shape is not a tuple");
+            y->p++;
+            *ndim = 0;
+            for (;;) {
+                uint64_t d = 0;
+                zs__pyws(y);
+                c = zs__pypeek(y);
+                if (c == ')') { y->p++; break; }
+                if (c < '0' || c > '9') return zs__pyfail(y, "shape entry is not a non-negative integer");
+                if (*ndim == ZS_ST_MAX_DIMS) return zs__pyfail(y, "more than %d dimensions", ZS_ST_MAX_DIMS);
+                if (c == '0' && y->p + 1 < y->n && y->s[y->p + 1] >= '0' && y->s[y->p + 1] <= '9')
+                    return zs__pyfail(y, "shape entry has a leading zero");
+                while ((c = zs__pypeek(y)) >= '0' && c <= '9') {
+                    if (d > ((uint64_t)INT64_MAX - (uint64_t)(c - '0')) / 10) return zs__pyfail(y, "dimension too large");
+                    d = d * 10 + (uint64_t)(c - '0');
+                    y->p++;
+                }
+                if (c == 'L') y->p++; /* Python 2 long suffix */
+                shape[(*ndim)++] = (int64_t)d;
+                zs__pyws(y);
+                c = zs__pypeek(y);
+                if (c == ',') { y->p++; commas++; continue; }
+                if (c != ')') return zs__pyfail(y, "expected ',' or ')' in shape");
+            }
+            if (*ndim == 1 && !commas) return zs__pyfail(y, "shape (n) is not a tuple: expected (n,)");
+        } else {
+            return zs__pyfail(y, "unexpected key '%s'", key);
+        }
+        zs__pyws(y);
+        c = zs__pypeek(y);
+        if (c == ',') { y->p++; continue; }
+        if (c == '}') { y->p++; break; }
+        return zs__pyfail(y, "expected ',' or '}'");
+    }
+    zs__pyws(y);
+    if (y->p != y->n) return zs__pyfail(y, "unexpected characters after the dict");
+    if (!got_descr || !got_fortran || !got_shape)
+        return zs__pyfail(y, "missing key '%s'", !got_descr ? "descr" : !got_fortran ? "fortran_order" : "shape");
+    return ZS_OK;
+}
+
+ZS__PRIV int zs__npy_read(zs__src *s, int *ndim, int64_t *shape, float **data) {
+    unsigned char pre[12];
+    char *hdr = NULL;
+    size_t pre_n, hlen;
+    uint64_t numel = 1, nbytes, avail;
+    int r, i, nd = 0;
+    int64_t sh[ZS_ST_MAX_DIMS];
+    zs__py y;
+    if (s->size < 10) return zs__fail(ZS_ERR_FORMAT, "%s: %llu bytes, too short for a .npy file", s->who, (unsigned long long)s->size);
+    if ((r = zs__src_read(s, 0, pre, 10)) != 0) return r;
+    if (memcmp(pre, "\x93NUMPY", 6) != 0) return zs__fail(ZS_ERR_FORMAT, "%s: not a .npy file (bad magic)", s->who);
+    if ((pre[6] != 1 && pre[6] != 2 && pre[6] != 3) || pre[7] != 0)
+        return zs__fail(ZS_ERR_FORMAT, "%s: unsupported .npy format version %d.%d", s->who, pre[6], pre[7]);
+    if (pre[6] == 1) {
+        pre_n = 10;
+        hlen = (size_t)pre[8] | ((size_t)pre[9] << 8);
+    } else {
+        uint32_t h;
+        if (s->size < 12) return zs__fail(ZS_ERR_FORMAT, "%s: truncated .npy preamble", s->who);
+        if ((r = zs__src_read(s, 10, pre + 10, 2)) != 0) return r;
+        h = (uint32_t)pre[8] | ((uint32_t)pre[9] << 8) | ((uint32_t)pre[10] << 16) | ((uint32_t)pre[11] << 24);
+        if (h > ZS__NPY_MAX_HEADER) return zs__fail(ZS_ERR_FORMAT, "%s: header length %lu exceeds the %u-byte limit", s->who, (unsigned long)h, ZS__NPY_MAX_HEADER);
+        pre_n = 12;
+        hlen = h;
+    }
+    if ((uint64_t)hlen > s->size - pre_n)
+        return zs__fail(ZS_ERR_FORMAT, "%s: header length %zu exceeds the file (%llu bytes)", s->who, hlen, (unsigned long long)s->size);
+    hdr = (char *)zs__malloc(hlen ? hlen : 1, NULL);
+    if (!hdr) return zs__fail(ZS_ERR_NOMEM, "%s: out of memory", s->who);
+    if ((r = zs__src_read(s, pre_n, hdr, hlen)) != 0) { zs__free(hdr, NULL); return r; }
+    y.s = hdr;
+    y.n = hlen;
+    y.p = 0;
+    y.who = s->who;
+    r = zs__npy_parse(&y, &nd, sh);
+    zs__free(hdr, NULL);
+    if (r) return r;
+    for (i = 0; i < nd; i++) {
+        if (sh[i] && numel > (uint64_t)INT64_MAX / (uint64_t)sh[i])
+            return zs__fail(ZS_ERR_FORMAT, "%s: shape product overflows", s->who);
+        numel *= (uint64_t)sh[i];
+    }
+    if (numel > (uint64_t)INT64_MAX / 4) return zs__fail(ZS_ERR_FORMAT, "%s: shape too large", s->who);
+    nbytes = numel * 4;
+    avail = s->size - pre_n - hlen;
+    if (avail != nbytes)
+        return zs__fail(ZS_ERR_FORMAT, "%s: shape needs %llu data bytes but the file has %llu (%s)", s->who,
+                        (unsigned long long)nbytes, (unsigned long long)avail, avail < nbytes ? "truncated" : "trailing bytes");
+    if ((uint64_t)(size_t)nbytes != nbytes)
+        return zs__fail(ZS_ERR_NOMEM, "%s: %llu bytes do not fit in memory", s->who, (unsigned long long)nbytes);
+    *data = (float *)zs__malloc(nbytes ? (size_t)nbytes : 4, NULL);
+    if (!*data) return zs__fail(ZS_ERR_NOMEM, "%s: cannot allocate %llu bytes", s->who, (unsigned long long)nbytes);
+    if ((r = zs__src_read(s, pre_n + hlen, *data, (size_t)nbytes)) != 0) {
+        zs__free(*data, NULL);
+        *data = NULL;
+        return r;
+    }
+    if (!zs__host_le()) zs__swap_bytes(*data, (size_t)numel, 4);
+    *ndim = nd;
+    for (i = 0; i < nd; i++) shape[i] = sh[i];
+    return ZS_OK;
+}
+
+ZS__FN int zs_npy_read(const char *path, int *ndim, int64_t shape[8], float **data) {
+    char who[300];
+    zs__src s;
+    int r;
+    if (data) *data = NULL;
+    if (ndim) *ndim = 0;
+    if (!path || !ndim || !shape || !data) return zs__fail(ZS_ERR_ARG, "zs_npy_read: NULL argument");
+    snprintf(who, sizeof who, "zs_npy_read(%.200s)", path);
+    if ((r = zs__src_open(&s, path, who)) != 0) return r;
+    r = zs__npy_read(&s, ndim, shape, data);
+    zs__src_close(&s);
+    return r;
+}
+
+ZS__FN int zs_npy_read_memory(const void *buf, size_t n, int *ndim, int64_t shape[8], float **data) {
+    zs__src s;
+    if (data) *data = NULL;
+    if (ndim) *ndim = 0;
+    if ((!buf && n) || !ndim || !shape || !data) return zs__fail(ZS_ERR_ARG, "zs_npy_read_memory: NULL argument");
+    zs__src_memory(&s, buf ? buf : "", n, "zs_npy_read_memory(<memory>)");
+    return zs__npy_read(&s, ndim, shape, data);
+}
+
+ZS__FN void zs_npy_free(float *data) { zs__free(data, NULL); }
+
+ZS__FN int zs_npy_write(const char *path, int ndim, const int64_t *shape, const float *data) {
+    char who[300], hdr[512];
+    size_t k = 0, total, hlen;
+    uint64_t numel = 1;
+    unsigned char pre[10];
+    int i, ok;
+    FILE *f;
+    snprintf(who, sizeof who, "zs_npy_write(%.200s)", path ? path : "(null)");
+    if (!path) return zs__fail(ZS_ERR_ARG, "zs_npy_write: NULL path");
+    if (ndim < 0 || ndim > ZS_ST_MAX_DIMS || (ndim && !shape))
+        return zs__fail(ZS_ERR_ARG, "%s: bad ndim %d (0..%d)", who, ndim, ZS_ST_MAX_DIMS);
+    for (i = 0; i < ndim; i++) {
+        if (shape[i] < 0) return zs__fail(ZS_ERR_ARG, "%s: negative dimension %lld", who, (long long)shape[i]);
+        if (shape[i] && numel > (uint64_t)INT64_MAX / 4 / (uint64_t)shape[i]) return zs__fail(ZS_ERR_ARG, "%s: shape too large", who);
+        numel *= (uint64_t)shape[i];
+    }
+    if ((uint64_t)(size_t)numel != numel) return zs__fail(ZS_ERR_ARG, "%s: shape too large", who);
+    if (numel && !data) return zs__fail(ZS_ERR_ARG, "%s: NULL data", who);
+    /* exactly numpy's layout: dict repr, room for the first dim to grow to 21
+       digits, spaces and '\n' so the data starts 64-byte aligned */
+    k += (size_t)snprintf(hdr + k, sizeof hdr - k, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+    for (i = 0; i < ndim; i++)
+        k += (size_t)snprintf(hdr + k, sizeof hdr - k, i ? ", %lld" : "%lld", (long long)shape[i]);
+    k += (size_t)snprintf(hdr + k, sizeof hdr - k, ndim == 1 ? ",), }" : "), }");
+    if (ndim) {
+        int digits = snprintf(NULL, 0, "%lld", (long long)shape[0]);
+        for (i = digits; i < 21; i++) hdr[k++] = ' ';
+    }
+    total = 10 + k + 1;
+    total += 64 - total % 64; /* numpy always pads at least one space */
+    hlen = total - 10;
+    while (k < hlen - 1) hdr[k++] = ' ';
+    hdr[k++] = '\n';
+    memcpy(pre, "\x93NUMPY\x01\x00", 8);
+    pre[8] = (unsigned char)(hlen & 0xff);
+    pre[9] = (unsigned char)(hlen >> 8);
+    f = fopen(path, "wb");
+    if (!f) return zs__fail(ZS_ERR_IO, "%s: cannot create: %s", who, strerror(errno));
+    ok = fwrite(pre, 1, 10, f) == 10 && fwrite(hdr, 1, hlen, f) == hlen && zs__fwrite_le(f, data, (size_t)numel, 4);
+    if (fclose(f) != 0) ok = 0;
+    if (!ok) {
+        int r = zs__fail(ZS_ERR_IO, "%s: write failed: %s", who, strerror(errno));
+        remove(path);
+        return r;
+    }
+    return ZS_OK;
+}
+
+/* ==================================================================== */
+/* [impl:zse] ZSE-SBIR model                                            */
+/* ==================================================================== */
+
+ZS__FN zs_zse_config zs_zse_config_default(void) {
+    zs_zse_config c;
+    int i;
+    memset(&c, 0, sizeof c);
+    c.img_size = 224; c.patch = 16; c.dim = 768; c.depth = 12; c.heads = 12; c.mlp_dim = 3072;
+    c.scale_ch[0] = 64; c.scale_ch[1] = 128; c.scale_ch[2] = 256;
+    c.ca_layers = 1; c.ca_heads = 8; c.ca_ffn = 1024; c.anchor_ch = 512; c.dropout = 0.1f;
+    for (i = 0; i < ZS_ZSE_MAX_DEPTH; i++) c.keep_rate[i] = 1.0f;
+    return c;
+}
+
+ZS__FN zs_zse_config zs_zse_config_small(void) {
+    zs_zse_config c = zs_zse_config_default();
+    c.img_size = 112; c.dim = 192; c.depth = 4; c.heads = 3; c.mlp_dim = 768;
+    c.scale_ch[0] = 24; c.scale_ch[1] = 48; c.scale_ch[2] = 96;
+    c.ca_heads = 4; c.ca_ffn = 256; c.anchor_ch = 128;
+    return c;
+}
+
+ZS__FN int zs_zse_config_check(const zs_zse_config *c, zs_zse_dims *d) {
+    zs_zse_dims t;
+    int i;
+    if (!c) return zs__fail(ZS_ERR_ARG, "zse config: NULL");
+    if (c->patch != 16)
+        return zs__fail(ZS_ERR_ARG, "zse config: patch %d unsupported: the tokenizer CNN has 4 stride-2 convs, so patch must be 16", c->patch);
+    if (c->img_size < 32 || c->img_size % c->patch || c->img_size > 4096)
+        return zs__fail(ZS_ERR_ARG, "zse config: image size %d must be a multiple of %d in [32, 4096] (grid >= 2 for the 2x2 anchor conv)", c->img_size, c->patch);
+    if (c->dim < 1 || c->heads < 1 || c->dim % c->heads)
+        return zs__fail(ZS_ERR_ARG, "zse config: dim %d is not divisible by heads %d", c->dim, c->heads);
+    if (c->ca_heads < 1 || c->dim % c->ca_heads)
+        return zs__fail(ZS_ERR_ARG, "zse config: dim %d is not divisible by CA heads %d", c->dim, c->ca_heads);
+    if (c->depth < 1 || c->depth > ZS_ZSE_MAX_DEPTH)
+        return zs__fail(ZS_ERR_ARG, "zse config: depth %d outside 1..%d", c->depth, ZS_ZSE_MAX_DEPTH);
+    if (c->mlp_dim < 1 || c->ca_ffn < 1 || c->anchor_ch < 1 || c->ca_layers < 1 || c->ca_layers > 16 ||
+        c->scale_ch[0] < 1 || c->scale_ch[1] < 1 || c->scale_ch[2] < 1)
+        return zs__fail(ZS_ERR_ARG, "zse config: every width and layer count must be positive (ca_layers <= 16)");
+    if (c->dropout < 0.0f || c->dropout >= 1.0f) return zs__fail(ZS_ERR_ARG, "zse config: dropout %g outside [0,1)", (double)c->dropout);
+    for (i = 0; i < c->depth; i++)
+        if (!(c->keep_rate[i] > 0.0f && c->keep_rate[i] <= 1.0f))
+            return zs__fail(ZS_ERR_ARG, "zse config: keep rate %g of block %d outside (0,1]", (double)c->keep_rate[i], i);
+    t.grid = c->img_size / c->patch;
+    t.patches = t.grid * t.grid;
+    t.tokens = t.patches + 1;
+    t.anchor_grid = t.grid / 2;
+    t.anchors = t.anchor_grid * t.anchor_grid;
+    t.rn[0] = t.anchors * t.anchors;
+    t.rn[1] = (int)floor(pow((double)t.anchors, 1.5) + 1e-9);
+    t.rn[2] = t.anchors;
+    if (d) *d = t;
+    return ZS_OK;
+}
+
+/* keep-rate reduction changes the token count; the raw-reshape head needs
+   the full grid, so EViT is only for retrieval by ret token (checked below) */
+ZS__PRIV int zs__zse_has_evit(const zs_zse_config *c) {
+    int i;
+    for (i = 0; i < c->depth; i++) if (c->keep_rate[i] < 1.0f) return 1;
+    return 0;
+}
+
+/* add a parameter by printf-style name; returns the tensor index or -1 */
+ZS__PRIV int zs__padd(zs_params *p, int nd, int64_t a, int64_t b, int64_t c, int64_t d, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 7, 8)))
+#endif
+    ;
+ZS__PRIV int zs__padd(zs_params *p, int nd, int64_t a, int64_t b, int64_t c, int64_t d, const char *fmt, ...) {
+    char name[160];
+    int64_t s[4];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    s[0] = a; s[1] = b; s[2] = c; s[3] = d;
+    return zs_params_add(p, name, nd, s);
+}
+
+/* Declares every tensor with its released name (SPEC 6). Indices are kept in
+   order so pointers can be bound after allocation. */
+ZS__PRIV int zs__zse_declare(zs_zse *m) {
+    const zs_zse_config *c = &m->cfg;
+    const zs_zse_dims *d = &m->dims;
+    zs_params *p = &m->params;
+    int D = c->dim, i, br, l, k, bad = 0;
+#define ZS__CHK(x) bad |= (x) < 0
+    ZS__CHK(zs__padd(p, 4, D, 3, c->patch, c->patch, "sa.model.embedding.weight"));
+    ZS__CHK(zs__padd(p, 1, D, 0, 0, 0, "sa.model.embedding.bias"));
+    ZS__CHK(zs__padd(p, 4, c->scale_ch[0], 3, 7, 7, "sa.model.scale.seq.0.weight"));
+    ZS__CHK(zs__padd(p, 4, c->scale_ch[1], c->scale_ch[0], 3, 3, "sa.model.scale.seq.2.weight"));
+    ZS__CHK(zs__padd(p, 4, c->scale_ch[2], c->scale_ch[1], 3, 3, "sa.model.scale.seq.4.weight"));
+    ZS__CHK(zs__padd(p, 4, D, c->scale_ch[2], 3, 3, "sa.model.scale.seq.6.weight"));
+    ZS__CHK(zs__padd(p, 3, 1, 1, D, 0, "sa.model.cls"));
+    ZS__CHK(zs__padd(p, 3, 1, d->tokens, D, 0, "sa.model.pos_embedding"));
+    for (i = 0; i < c->depth; i++) {
+        const char *pre = "sa.model.transformer.layers";
+        ZS__CHK(zs__padd(p, 1, D, 0, 0, 0, "%s.%d.0.layer_norm_input.weight", pre, i));
+        ZS__CHK(zs__padd(p, 1, D, 0, 0, 0, "%s.%d.0.layer_norm_input.bias", pre, i));
+        ZS__CHK(zs__padd(p, 2, 3 * D, D, 0, 0, "%s.%d.0.attention.to_qkv.weight", pre, i));
+        ZS__CHK(zs__padd(p, 1, 3 * D, 0, 0, 0, "%s.%d.0.attention.to_qkv.bias", pre, i));
+        ZS__CHK(zs__padd(p, 2, D, D, 0, 0, "%s.%d.0.attention.to_out.0.weight", pre, i));
+        ZS__CHK(zs__padd(p, 1, D, 0, 0, 0, "%s.%d.0.attention.to_out.0.bias", pre, i));
+        ZS__CHK(zs__padd(p, 1, D, 0, 0, 0, "%s.%d.0.layer_norm_out.weight", pre, i));
+        ZS__CHK(zs__padd(p, 1, D, 0, 0, 0, "%s.%d.0.layer_norm_out.bias", pre, i));
+        ZS__CHK(zs__padd(p, 2, c->mlp_dim, D, 0, 0, "%s.%d.0.mlp.net.0.weight", pre, i));
+        ZS__CHK(zs__padd(p, 1, c->mlp_dim, 0, 0, 0, "%s.%d.0.mlp.net.0.bias", pre, i));
+        ZS__CHK(zs__padd(p, 2, D, c->mlp_dim, 0, 0, "%s.%d.0.mlp.net.3.weight", pre, i));
+        ZS__CHK(zs__padd(p, 1, D, 0, 0, 0, "%s.%d.0.mlp.net.3.bias", pre, i));
+    }
+    ZS__CHK(zs__padd(p, 1, D, 0, 0, 0, "sa.model.transformer.encoder_norm.weight"));
+    ZS__CHK(zs__padd(p, 1, D, 0, 0, 0, "sa.model.transformer.encoder_norm.bias"));
+    for (br = 0; br < 2; br++)
+        for (l = 0; l < c->ca_layers; l++) {
+            int L = br + 1;
+            for (k = 0; k < 4; k++) {
+                ZS__CHK(zs__padd(p, 2, D, D, 0, 0, "ca.encoder.layer%d.%d.self_attn.linears.%d.weight", L, l, k));
+                ZS__CHK(zs__padd(p, 1, D, 0, 0, 0, "ca.encoder.layer%d.%d.self_attn.linears.%d.bias", L, l, k));
+            }
+            ZS__CHK(zs__padd(p, 2, c->ca_ffn, D, 0, 0, "ca.encoder.layer%d.%d.feed_forward.w_1.weight", L, l));
+            ZS__CHK(zs__padd(p, 1, c->ca_ffn, 0, 0, 0, "ca.encoder.layer%d.%d.feed_forward.w_1.bias", L, l));
+            ZS__CHK(zs__padd(p, 2, D, c->ca_ffn, 0, 0, "ca.encoder.layer%d.%d.feed_forward.w_2.weight", L, l));
+            ZS__CHK(zs__padd(p, 1, D, 0, 0, 0, "ca.encoder.layer%d.%d.feed_forward.w_2.bias", L, l));
+            for (k = 0; k < 2; k++) {
+                ZS__CHK(zs__padd(p, 1, D, 0, 0, 0, "ca.encoder.layer%d.%d.sublayer.%d.norm.a", L, l, k));
+                ZS__CHK(zs__padd(p, 1, D, 0, 0, 0, "ca.encoder.layer%d.%d.sublayer.%d.norm.b", L, l, k));
+            }
+        }
+    ZS__CHK(zs__padd(p, 4, c->anchor_ch, D, 2, 2, "conv2d.weight"));
+    ZS__CHK(zs__padd(p, 1, c->anchor_ch, 0, 0, 0, "conv2d.bias"));
+    ZS__CHK(zs__padd(p, 2, d->rn[1], d->rn[0], 0, 0, "rn.rn.0.weight"));
+    ZS__CHK(zs__padd(p, 1, d->rn[1], 0, 0, 0, "rn.rn.0.bias"));
+    ZS__CHK(zs__padd(p, 2, d->rn[2], d->rn[1], 0, 0, "rn.rn.3.weight"));
+    ZS__CHK(zs__padd(p, 1, d->rn[2], 0, 0, 0, "rn.rn.3.bias"));
+    ZS__CHK(zs__padd(p, 2, 1, d->rn[2], 0, 0, "rn.rn.6.weight"));
+    ZS__CHK(zs__padd(p, 1, 1, 0, 0, 0, "rn.rn.6.bias"));
+#undef ZS__CHK
+    return bad ? ZS_ERR_NOMEM : ZS_OK;
+}
+
+/* binds the struct pointers to the allocated tensors, in declaration order */
+ZS__PRIV void zs__zse_bind(zs_zse *m) {
+    zs_tensor *t = m->params.t;
+    int i, br, l, k, j = 0;
+    m->embed_w = &t[j++]; m->embed_b = &t[j++];
+    for (k = 0; k < 4; k++) m->scale_w[k] = &t[j++];
+    m->cls = &t[j++]; m->pos = &t[j++];
+    for (i = 0; i < m->cfg.depth; i++) {
+        zs_zse_block *b = &m->blocks[i];
+        b->ln1_w = &t[j++]; b->ln1_b = &t[j++]; b->qkv_w = &t[j++]; b->qkv_b = &t[j++];
+        b->out_w = &t[j++]; b->out_b = &t[j++]; b->ln2_w = &t[j++]; b->ln2_b = &t[j++];
+        b->fc1_w = &t[j++]; b->fc1_b = &t[j++]; b->fc2_w = &t[j++]; b->fc2_b = &t[j++];
+    }
+    m->norm_w = &t[j++]; m->norm_b = &t[j++];
+    for (br = 0; br < 2; br++)
+        for (l = 0; l < m->cfg.ca_layers; l++) {
+            zs_zse_ca_layer *L = &m->ca[br][l];
+            for (k = 0; k < 4; k++) { L->w[k] = &t[j++]; L->b[k] = &t[j++]; }
+            L->ff1_w = &t[j++]; L->ff1_b = &t[j++]; L->ff2_w = &t[j++]; L->ff2_b = &t[j++];
+            for (k = 0; k < 2; k++) { L->ln_a[k] = &t[j++]; L->ln_b[k] = &t[j++]; }
+        }
+    m->conv_w = &t[j++]; m->conv_b = &t[j++];
+    for (k = 0; k < 3; k++) { m->rn_w[k] = &t[j++]; m->rn_b[k] = &t[j++]; }
+}
+
+ZS__FN void zs_zse_free(zs_zse *m) {
+    if (!m) return;
+    zs_params_free(&m->params);
+    zs__free(m->blocks, NULL);
+    zs__free(m->ca[0], NULL);
+    zs__free(m->ca[1], NULL);
+    memset(m, 0, sizeof *m);
+}
+
+/* structure without values: used by init and by the loaders */
+ZS__PRIV int zs__zse_create(zs_zse *m, const zs_zse_config *c, int with_grad) {
+    int rc;
+    memset(m, 0, sizeof *m);
+    if ((rc = zs_zse_config_check(c, &m->dims)) != ZS_OK) return rc;
+    m->cfg = *c;
+    zs_params_init(&m->params, NULL);
+    m->blocks = (zs_zse_block *)zs__malloc(sizeof(zs_zse_block) * (size_t)c->depth, NULL);
+    m->ca[0] = (zs_zse_ca_layer *)zs__malloc(sizeof(zs_zse_ca_layer) * (size_t)c->ca_layers, NULL);
+    m->ca[1] = (zs_zse_ca_layer *)zs__malloc(sizeof(zs_zse_ca_layer) * (size_t)c->ca_layers, NULL);
+    if (!m->blocks || !m->ca[0] || !m->ca[1]) { zs_zse_free(m); return zs__fail(ZS_ERR_NOMEM, "zse: out of memory"); }
+    if ((rc = zs__zse_declare(m)) != ZS_OK) { zs_zse_free(m); return rc; }
+    rc = with_grad ? zs_params_alloc(&m->params) : zs_params_alloc_data(&m->params);
+    if (rc != ZS_OK) { zs_zse_free(m); return rc; }
+    zs__zse_bind(m);
+    return ZS_OK;
+}
+
+/* deterministic normal numbers for initialisation without a context */
+ZS__PRIV void zs__fill_normal_seed(zs_tensor *t, uint64_t key, float std) {
+    int64_t i, n = zs_numel(t);
+    float *x = (float *)t->data;
+    for (i = 0; i < n; i++) {
+        float u1 = zs__hash_uniform(key, (uint64_t)(2 * i)), u2 = zs__hash_uniform(key, (uint64_t)(2 * i + 1));
+        if (u1 < 1e-12f) u1 = 1e-12f;
+        x[i] = std * sqrtf(-2.0f * logf(u1)) * cosf(6.28318530717958647692f * u2);
+    }
+}
+
+ZS__FN int zs_zse_init(zs_zse *m, const zs_zse_config *c, int with_grad, uint64_t seed) {
+    int rc = zs__zse_create(m, c, with_grad), i;
+    if (rc != ZS_OK) return rc;
+    /* ViT-style init: linears and embeddings N(0, 0.02), biases 0, norms 1/0;
+       convs N(0, sqrt(2/fan_in)) (Kaiming) */
+    for (i = 0; i < m->params.count; i++) {
+        zs_tensor *t = &m->params.t[i];
+        const char *n = t->name;
+        size_t L = strlen(n);
+        uint64_t key = zs__mix64(seed ^ zs__mix64((uint64_t)i + 1));
+        int is_bias = L >= 5 && !strcmp(n + L - 5, ".bias");
+        int is_norm = strstr(n, "norm") != NULL;
+        if (is_norm && (L >= 7 && !strcmp(n + L - 7, ".weight"))) zs_tensor_fill(t, 1.0f);
+        else if (is_norm && n[L - 1] == 'a' && n[L - 2] == '.') zs_tensor_fill(t, 1.0f);
+        else if (is_bias || (is_norm && n[L - 1] == 'b' && n[L - 2] == '.')) zs_tensor_fill(t, 0.0f);
+        else if (t->ndim == 4) zs__fill_normal_seed(t, key, sqrtf(2.0f / (float)(t->shape[1] * t->shape[2] * t->shape[3])));
+        else zs__fill_normal_seed(t, key, 0.02f);
+    }
+    return ZS_OK;
+}
+
+ZS__FN size_t zs_zse_param_count(const zs_zse *m) { return m ? m->params.numel : 0; }
+
+/* ---- SA ------------------------------------------------------------------ */
+
+/* One pre-norm block. x [B,T,d] -> [B,T',d] (T' < T with an EViT keep rate). */
+ZS__PRIV zs_tensor *zs__zse_block(zs_ctx *ctx, zs_zse *m, int li, zs_tensor *x) {
+    const zs_zse_config *c = &m->cfg;
+    zs_zse_block *b = &m->blocks[li];
+    int D = c->dim;
+    float p = c->dropout, keep = c->keep_rate[li];
+    int64_t B = x->shape[0], T = x->shape[1];
+    float *cls_attn = NULL;
+    zs_tensor *a, *qkv, *o, *h;
+    a = zs_layer_norm(ctx, x, b->ln1_w, b->ln1_b, 1e-5f);
+    qkv = zs_linear(ctx, a, b->qkv_w, b->qkv_b);                         /* [B,T,3d] */
+    if (keep < 1.0f && qkv) {
+        cls_attn = (float *)zs__arena_alloc(&ctx->arena, (size_t)(B * T) * sizeof(float));
+        if (!cls_attn) { zs__fail(ZS_ERR_NOMEM, "zse: arena exhausted"); return zs__op_fail(ctx, ZS_ERR_NOMEM); }
+    }
+    o = zs_attention_ex(ctx, zs_slice(ctx, qkv, 2, 0, D), zs_slice(ctx, qkv, 2, D, 2 * D), zs_slice(ctx, qkv, 2, 2 * D, 3 * D),
+                        c->heads, 1.0f / sqrtf((float)(D / c->heads)), 0.0f, cls_attn, NULL);
+    o = zs_dropout(ctx, zs_linear(ctx, o, b->out_w, b->out_b), p);
+    x = zs_add(ctx, x, o);
+    if (keep < 1.0f && x) {
+        /* EViT as SPEC 1.2 intends: keep cls + the ceil(r*(T-1)) patch tokens
+           with the largest head-mean cls attention, in their original order.
+           (The released code drops this block's attention output when r < 1;
+           we deliberately do not copy that bug.) */
+        int64_t keepn = (int64_t)ceil((double)keep * (double)(T - 1)), bi, i, j;
+        int32_t *idx = (int32_t *)zs__arena_alloc(&ctx->arena, (size_t)(B * (keepn + 1)) * sizeof(int32_t));
+        unsigned char *chosen = (unsigned char *)zs__arena_alloc(&ctx->arena, (size_t)T);
+        if (!idx || !chosen) { zs__fail(ZS_ERR_NOMEM, "zse: arena exhausted"); return zs__op_fail(ctx, ZS_ERR_NOMEM); }
+        for (bi = 0; bi < B; bi++) {
+            const float *ca = cls_attn + bi * T;
+            int64_t n = 0;
+            memset(chosen, 0, (size_t)T);
+            for (j = 0; j < keepn; j++) { /* selection of the top keepn; ties -> lower index */
+                int64_t best = -1;
+                for (i = 1; i < T; i++)
+                    if (!chosen[i] && (best < 0 || ca[i] > ca[best])) best = i;
+                chosen[best] = 1;
+            }
+            idx[bi * (keepn + 1) + n++] = (int32_t)(bi * T);
+            for (i = 1; i < T; i++)
+                if (chosen[i]) idx[bi * (keepn + 1) + n++] = (int32_t)(bi * T + i);
+        }
+        x = zs_reshape3(ctx, zs_gather(ctx, zs_reshape2(ctx, x, B * T, D), idx, B * (keepn + 1)), B, keepn + 1, D);
+    }
+    h = zs_layer_norm(ctx, x, b->ln2_w, b->ln2_b, 1e-5f);
+    h = zs_dropout(ctx, zs_gelu(ctx, zs_linear(ctx, h, b->fc1_w, b->fc1_b)), p);
+    h = zs_dropout(ctx, zs_linear(ctx, h, b->fc2_w, b->fc2_b), p);
+    return zs_add(ctx, x, h);
+}
+
+typedef struct zs__zse_ck { zs_zse *m; int li; } zs__zse_ck;
+ZS__PRIV zs_tensor *zs__zse_block_ck(zs_ctx *ctx, void *user, zs_tensor *x) {
+    zs__zse_ck *a = (zs__zse_ck *)user;
+    return zs__zse_block(ctx, a->m, a->li, x);
+}
+
+ZS__FN zs_tensor *zs_zse_sa(zs_ctx *ctx, zs_zse *m, zs_tensor *img) {
+    const zs_zse_config *c;
+    int64_t B, D, N;
+    zs_tensor *patch, *scale, *t, *cls, *x, *x0 = NULL;
+    zs_mark mk0;
+    int32_t *zeros;
+    int i, infer;
+    if (!ctx || !m || !img) return NULL;
+    c = &m->cfg;
+    D = c->dim;
+    N = m->dims.patches;
+    if (img->ndim != 4 || img->shape[1] != 3 || img->shape[2] != c->img_size || img->shape[3] != c->img_size) {
+        char s[96];
+        zs__fail(ZS_ERR_SHAPE, "zs_zse_sa: images must be [B,3,%d,%d], got %s", c->img_size, c->img_size, zs_shape_str(img, s, sizeof s));
+        return zs__op_fail(ctx, ZS_ERR_SHAPE);
+    }
+    B = img->shape[0];
+    infer = !(ctx->grad_enabled && (zs__needs_grad(img) || m->params.grad));
+    if (infer) { /* the embedding stage's temporaries are released below */
+        int64_t sh[3];
+        sh[0] = B; sh[1] = m->dims.tokens; sh[2] = D;
+        x0 = zs_tensor_new(ctx, ZS_F32, 3, sh);
+        if (!x0) return NULL;
+        mk0 = zs_ctx_mark(ctx);
+    }
+    /* 1. patch embedding; 2. tokenizer CNN (no biases) */
+    patch = zs_conv2d(ctx, img, m->embed_w, m->embed_b, c->patch, c->patch, 0, 0);     /* [B,d,g,g] */
+    scale = zs_relu(ctx, zs_conv2d(ctx, img, m->scale_w[0], NULL, 2, 2, 3, 3));
+    scale = zs_relu(ctx, zs_conv2d(ctx, scale, m->scale_w[1], NULL, 2, 2, 1, 1));
+    scale = zs_relu(ctx, zs_conv2d(ctx, scale, m->scale_w[2], NULL, 2, 2, 1, 1));
+    scale = zs_conv2d(ctx, scale, m->scale_w[3], NULL, 2, 2, 1, 1);                    /* [B,d,g,g] */
+    /* 3. t = (patch + scale) / 2, flattened (row y, then x) and transposed */
+    t = zs_scale(ctx, zs_add(ctx, patch, scale), 0.5f);
+    t = zs_contiguous(ctx, zs_transpose(ctx, zs_reshape3(ctx, t, B, D, N), 1, 2));     /* [B,N,d] */
+    /* 4. cls token per image, position embedding, dropout */
+    zeros = (int32_t *)zs__arena_calloc(&ctx->arena, (size_t)B * sizeof(int32_t));
+    if (!zeros) { zs__fail(ZS_ERR_NOMEM, "zse: arena exhausted"); return zs__op_fail(ctx, ZS_ERR_NOMEM); }
+    cls = zs_reshape3(ctx, zs_gather(ctx, zs_reshape2(ctx, m->cls, 1, D), zeros, B), B, 1, D);
+    {
+        zs_tensor *parts[2];
+        parts[0] = cls; parts[1] = t;
+        x = zs_concat(ctx, parts, 2, 1);                                                /* [B,T,d] */
+    }
+    x = zs_dropout(ctx, zs_add(ctx, x, m->pos), c->dropout);
+    if (infer) {
+        if (!x) return NULL;
+        memcpy(x0->data, x->data, (size_t)zs_numel(x0) * sizeof(float));
+        zs_ctx_release(ctx, mk0);
+        x = x0;
+    }
+    /* 5. blocks; 6. final norm */
+    if (!infer) {
+        for (i = 0; i < c->depth && x; i++) {
+            if (m->checkpoint) {
+                zs__zse_ck *a = (zs__zse_ck *)zs__arena_alloc(&ctx->arena, sizeof *a);
+                if (!a) { zs__fail(ZS_ERR_NOMEM, "zse: arena exhausted"); return zs__op_fail(ctx, ZS_ERR_NOMEM); }
+                a->m = m;
+                a->li = i;
+                x = zs_checkpoint(ctx, zs__zse_block_ck, a, x);
+            } else {
+                x = zs__zse_block(ctx, m, i, x);
+            }
+        }
+    } else if (x) {
+        /* inference: nothing is recorded, so each block's intermediates are
+           released at once and the activations stay at two [B,T,d] buffers
+           (memory near the weight size, issue 3 item 7) */
+        zs_tensor *buf[2];
+        int cur = 0;
+        buf[0] = zs_contiguous(ctx, x);
+        buf[1] = zs_tensor_new(ctx, ZS_F32, 3, x->shape);
+        if (!buf[0] || !buf[1]) return NULL;
+        for (i = 0; i < c->depth; i++) {
+            zs_mark mk = zs_ctx_mark(ctx);
+            zs_tensor *y = zs__zse_block(ctx, m, i, buf[cur]);
+            zs_tensor *dst = buf[1 - cur];
+            if (!y) return NULL;
+            memcpy(dst->data, y->data, (size_t)zs_numel(y) * sizeof(float));
+            zs_ctx_release(ctx, mk);
+            /* EViT may have shrunk the token count: the header follows */
+            memcpy(dst->shape, y->shape, sizeof dst->shape);
+            zs__set_contig_strides(dst);
+            cur = 1 - cur;
+        }
+        x = buf[cur];
+    }
+    return zs_layer_norm(ctx, x, m->norm_w, m->norm_b, 1e-5f);
+}
+
+/* ---- CA ------------------------------------------------------------------ */
+
+/* MHA of SPEC 1.3 from projected Q [P,Tq,d], K, V [P,Tk,d] -> [P,Tq,d] */
+ZS__PRIV zs_tensor *zs__zse_ca_mix(zs_ctx *ctx, zs_zse *m, zs_zse_ca_layer *L, zs_tensor *Q, zs_tensor *K, zs_tensor *V,
+                                   zs_tensor *v_in) {
+    const zs_zse_config *c = &m->cfg;
+    float p = c->dropout;
+    zs_tensor *o, *x, *f;
+    o = zs_attention(ctx, Q, K, V, c->ca_heads, 1.0f / sqrtf((float)(c->dim / c->ca_heads)), p);
+    o = zs_linear(ctx, o, L->w[3], L->b[3]);
+    /* sublayer 0: x = LN(v + dropout(MHA)) with the unbiased-std norm (quirk) */
+    x = zs_layer_norm_unbiased(ctx, zs_add(ctx, v_in, zs_dropout(ctx, o, p)), L->ln_a[0], L->ln_b[0], 1e-6f);
+    /* sublayer 1: x = LN'(x + dropout(FFN(x))), FFN = w_2(dropout(relu(w_1 x))) */
+    f = zs_linear(ctx, zs_dropout(ctx, zs_relu(ctx, zs_linear(ctx, x, L->ff1_w, L->ff1_b)), p), L->ff2_w, L->ff2_b);
+    return zs_layer_norm_unbiased(ctx, zs_add(ctx, x, zs_dropout(ctx, f, p)), L->ln_a[1], L->ln_b[1], 1e-6f);
+}
+
+/* L(q, k, v) of SPEC 1.3 */
+ZS__PRIV zs_tensor *zs__zse_ca_layer(zs_ctx *ctx, zs_zse *m, zs_zse_ca_layer *L, zs_tensor *q, zs_tensor *k, zs_tensor *v) {
+    return zs__zse_ca_mix(ctx, m, L, zs_linear(ctx, q, L->w[0], L->b[0]), zs_linear(ctx, k, L->w[1], L->b[1]),
+                          zs_linear(ctx, v, L->w[2], L->b[2]), v);
+}
+
+ZS__FN int zs_zse_ca(zs_ctx *ctx, zs_zse *m, zs_tensor *sk, zs_tensor *ph, zs_tensor **sk_out, zs_tensor **ph_out) {
+    int l;
+    if (!ctx || !m || !sk_out || !ph_out) return zs__fail(ZS_ERR_ARG, "zs_zse_ca: NULL argument");
+    *sk_out = *ph_out = NULL;
+    if (!sk || !ph) return zs__fail(ZS_ERR_STATE, "zs_zse_ca: NULL input (%s)", zs_last_error());
+    if (sk->ndim != 3 || ph->ndim != 3 || sk->shape[0] != ph->shape[0] || sk->shape[2] != m->cfg.dim || ph->shape[2] != m->cfg.dim) {
+        zs__shape_fail(ctx, "zs_zse_ca", sk, ph, "need sketch and photo tokens [P,T,d] with the same P");
+        return ZS_ERR_SHAPE;
+    }
+    /* Both branches read the inputs from before the update. Quirk (SPEC 1.3):
+       query and value from the same modality, key from the other. */
+    for (l = 0; l < m->cfg.ca_layers; l++) {
+        zs_tensor *s2 = zs__zse_ca_layer(ctx, m, &m->ca[0][l], sk, ph, sk);
+        zs_tensor *p2 = zs__zse_ca_layer(ctx, m, &m->ca[1][l], ph, sk, ph);
+        sk = s2;
+        ph = p2;
+    }
+    *sk_out = sk;
+    *ph_out = ph;
+    return sk && ph ? ZS_OK : (zs_ctx_status(ctx) ? zs_ctx_status(ctx) : ZS_ERR_STATE);
+}
+
+/* ---- token head and RN ------------------------------------------------------ */
+
+ZS__FN zs_tensor *zs_zse_anchors(zs_ctx *ctx, zs_zse *m, zs_tensor *x) {
+    const zs_zse_dims *d;
+    int64_t P;
+    zs_tensor *t;
+    if (!ctx || !m || !x) return NULL;
+    d = &m->dims;
+    if (x->ndim != 3 || x->shape[1] != d->tokens || x->shape[2] != m->cfg.dim)
+        return zs__shape_fail(ctx, "zs_zse_anchors", x, NULL, "need [P,T,d] CA output with all tokens");
+    P = x->shape[0];
+    /* drop cls; quirk (SPEC 1.4): reinterpret the row-major [N,d] memory as
+       [d,g,g] WITHOUT transposing (zs_reshape of contiguous data is exactly
+       that raw reinterpretation) */
+    t = zs_contiguous(ctx, zs_slice(ctx, x, 1, 1, d->tokens));
+    t = zs_reshape4(ctx, t, P, m->cfg.dim, d->grid, d->grid);
+    t = zs_conv2d(ctx, t, m->conv_w, m->conv_b, 2, 2, 0, 0);                            /* [P,C,g/2,g/2] */
+    t = zs_reshape3(ctx, t, P, m->cfg.anchor_ch, d->anchors);
+    return zs_contiguous(ctx, zs_transpose(ctx, t, 1, 2));                              /* [P,n,C] */
+}
+
+ZS__FN zs_tensor *zs_zse_rn(zs_ctx *ctx, zs_zse *m, zs_tensor *as, zs_tensor *ap) {
+    float p;
+    zs_tensor *cos, *h;
+    if (!ctx || !m || !as || !ap) return NULL;
+    p = m->cfg.dropout;
+    cos = zs_cosine_matrix(ctx, as, ap);                                                /* [P,n,n], NaN->0 */
+    h = zs_reshape2(ctx, cos, as->shape[0], (int64_t)m->dims.rn[0]);
+    h = zs_dropout(ctx, zs_relu(ctx, zs_linear(ctx, h, m->rn_w[0], m->rn_b[0])), p);
+    h = zs_dropout(ctx, zs_relu(ctx, zs_linear(ctx, h, m->rn_w[1], m->rn_b[1])), p);
+    h = zs_sigmoid(ctx, zs_linear(ctx, h, m->rn_w[2], m->rn_b[2]));                    /* [P,1] */
+    return h ? zs_reshape(ctx, h, 1, &h->shape[0]) : NULL;
+}
+
+ZS__FN zs_tensor *zs_zse_relation(zs_ctx *ctx, zs_zse *m, zs_tensor *sa_sk, zs_tensor *sa_ph, zs_tensor **cos) {
+    zs_tensor *so, *po, *as, *ap;
+    if (cos) *cos = NULL;
+    if (zs_zse_ca(ctx, m, sa_sk, sa_ph, &so, &po) != ZS_OK) return NULL;
+    as = zs_zse_anchors(ctx, m, so);
+    ap = zs_zse_anchors(ctx, m, po);
+    if (cos && as && ap) *cos = zs_reshape2(ctx, zs_cosine_matrix(ctx, as, ap), as->shape[0], (int64_t)m->dims.rn[0]);
+    return zs_zse_rn(ctx, m, as, ap);
+}
+
+/* ---- training loss (SPEC 1.5) -------------------------------------------- */
+
+ZS__FN zs_tensor *zs_zse_train_loss(zs_ctx *ctx, zs_zse *m, zs_tensor *img, zs_zse_losses *out) {
+    int64_t B, T, D;
+    zs_tensor *sa, *so, *po, *scores, *target, *tri, *mse, *loss, *cs, *cp;
+    int64_t i;
+    if (!ctx || !m || !img) return NULL;
+    if (img->ndim != 4 || img->shape[0] % 4 || img->shape[0] == 0)
+        return zs__shape_fail(ctx, "zs_zse_train_loss", img, NULL, "need [4B,3,H,W] images ordered [s+, s-, p+, p-]");
+    if (zs__zse_has_evit(&m->cfg)) {
+        zs__fail(ZS_ERR_UNSUPPORTED, "zs_zse_train_loss: EViT keep rates < 1 remove tokens the RN head needs; train with keep rate 1");
+        return zs__op_fail(ctx, ZS_ERR_UNSUPPORTED);
+    }
+    B = img->shape[0] / 4;
+    T = m->dims.tokens;
+    D = m->cfg.dim;
+    sa = zs_zse_sa(ctx, m, img);                                                       /* [4B,T,d] */
+    /* pairs (s+_i, p+_i) then (s-_i, p-_i): sketches are SA rows [0,2B),
+       photos rows [2B,4B) in the same order */
+    if (zs_zse_ca(ctx, m, zs_slice(ctx, sa, 0, 0, 2 * B), zs_slice(ctx, sa, 0, 2 * B, 4 * B), &so, &po) != ZS_OK) return NULL;
+    scores = zs_zse_rn(ctx, m, zs_zse_anchors(ctx, m, so), zs_zse_anchors(ctx, m, po)); /* [2B] */
+    /* cls = CA output token 0: sketches [s+, s-] from the sketch branch, photos
+       [p+, p-] from the photo branch */
+    cs = zs_reshape2(ctx, zs_slice(ctx, so, 1, 0, 1), 2 * B, D);
+    cp = zs_reshape2(ctx, zs_slice(ctx, po, 1, 0, 1), 2 * B, D);
+    tri = zs_triplet_loss(ctx, zs_slice(ctx, cs, 0, 0, B), zs_slice(ctx, cp, 0, 0, B), zs_slice(ctx, cp, 0, B, 2 * B), 1.0f, 1e-6f);
+    target = zs_f32_1d(ctx, 2 * B);
+    if (!target) return NULL;
+    for (i = 0; i < 2 * B; i++) ((float *)target->data)[i] = i < B ? 0.99f : 0.01f;
+    mse = zs_mse_loss(ctx, scores, target);
+    loss = zs_add(ctx, zs_scale(ctx, tri, 2.0f), zs_scale(ctx, mse, 4.0f));
+    if (loss && out) {
+        out->triplet = ((float *)tri->data)[0];
+        out->rn = ((float *)mse->data)[0];
+        out->total = ((float *)loss->data)[0];
+    }
+    (void)T;
+    return loss;
+}
+
+/* ---- retrieval ------------------------------------------------------------- */
+
+ZS__FN int zs_zse_embed(zs_ctx *ctx, zs_zse *m, zs_tensor *img, float *out) {
+    zs_mark mk;
+    zs_tensor *sa, *e;
+    int old, rc = ZS_OK;
+    if (!ctx || !m || !img || !out) return zs__fail(ZS_ERR_ARG, "zs_zse_embed: NULL argument");
+    mk = zs_ctx_mark(ctx);
+    old = zs_set_grad_enabled(ctx, 0);
+    sa = zs_zse_sa(ctx, m, img);
+    e = zs_l2_normalize(ctx, zs_reshape2(ctx, zs_slice(ctx, sa, 1, 0, 1), img->shape[0], m->cfg.dim), 1e-12f);
+    if (e) memcpy(out, e->data, (size_t)zs_numel(e) * sizeof(float));
+    else rc = zs_ctx_status(ctx) ? zs_ctx_status(ctx) : ZS_ERR_STATE;
+    zs_set_grad_enabled(ctx, old);
+    zs_ctx_release(ctx, mk);
+    return rc;
+}
+
+ZS__FN size_t zs_zse_cache_floats(const zs_zse *m) { return (size_t)4 * (size_t)m->dims.tokens * (size_t)m->cfg.dim; }
+
+ZS__FN int zs_zse_cache(zs_ctx *ctx, zs_zse *m, const float *tok, int is_sketch, float *cache) {
+    int64_t T, D, s[3];
+    zs_mark mk;
+    zs_tensor *x, *q, *v, *k;
+    zs_zse_ca_layer *own, *other;
+    int old, rc = ZS_OK;
+    if (!ctx || !m || !tok || !cache) return zs__fail(ZS_ERR_ARG, "zs_zse_cache: NULL argument");
+    T = m->dims.tokens; D = m->cfg.dim;
+    own = &m->ca[is_sketch ? 0 : 1][0];
+    other = &m->ca[is_sketch ? 1 : 0][0];
+    mk = zs_ctx_mark(ctx);
+    old = zs_set_grad_enabled(ctx, 0);
+    s[0] = 1; s[1] = T; s[2] = D;
+    x = zs_from_data(ctx, tok, 3, s);
+    q = zs_linear(ctx, x, own->w[0], own->b[0]);      /* own branch: query  */
+    v = zs_linear(ctx, x, own->w[2], own->b[2]);      /* own branch: value  */
+    k = zs_linear(ctx, x, other->w[1], other->b[1]);  /* other branch: key  */
+    if (q && v && k) {
+        size_t n = (size_t)(T * D);
+        memcpy(cache, tok, n * sizeof(float));
+        memcpy(cache + n, q->data, n * sizeof(float));
+        memcpy(cache + 2 * n, v->data, n * sizeof(float));
+        memcpy(cache + 3 * n, k->data, n * sizeof(float));
+    } else rc = zs_ctx_status(ctx) ? zs_ctx_status(ctx) : ZS_ERR_STATE;
+    zs_set_grad_enabled(ctx, old);
+    zs_ctx_release(ctx, mk);
+    return rc;
+}
+
+ZS__FN int zs_zse_score_cached(zs_ctx *ctx, zs_zse *m, const float *skc, const float *const *phc, int n, float *scores) {
+    int64_t T, D, s3[3];
+    size_t tn;
+    int old, rc = ZS_OK, i, l, chunk = 8, start;
+    if (!ctx || !m || !skc || (n > 0 && (!phc || !scores))) return zs__fail(ZS_ERR_ARG, "zs_zse_score_cached: NULL argument");
+    T = m->dims.tokens; D = m->cfg.dim;
+    tn = (size_t)(T * D);
+    old = zs_set_grad_enabled(ctx, 0);
+    for (start = 0; start < n && rc == ZS_OK; start += chunk) {
+        int P = n - start < chunk ? n - start : chunk;
+        zs_mark mk = zs_ctx_mark(ctx);
+        zs_tensor *sx, *sq, *sv, *sk_k, *px, *pq, *pv, *pk, *so, *po, *sc;
+        s3[0] = P; s3[1] = T; s3[2] = D;
+        /* the sketch's tensors repeated P times; the photos' stacked */
+        sx = zs_tensor_new(ctx, ZS_F32, 3, s3); sq = zs_tensor_new(ctx, ZS_F32, 3, s3);
+        sv = zs_tensor_new(ctx, ZS_F32, 3, s3); sk_k = zs_tensor_new(ctx, ZS_F32, 3, s3);
+        px = zs_tensor_new(ctx, ZS_F32, 3, s3); pq = zs_tensor_new(ctx, ZS_F32, 3, s3);
+        pv = zs_tensor_new(ctx, ZS_F32, 3, s3); pk = zs_tensor_new(ctx, ZS_F32, 3, s3);
+        if (!sx || !sq || !sv || !sk_k || !px || !pq || !pv || !pk) { rc = ZS_ERR_NOMEM; zs_ctx_release(ctx, mk); break; }
+        for (i = 0; i < P; i++) {
+            const float *pc = phc[start + i];
+            memcpy((float *)sx->data + i * tn, skc, tn * 4);
+            memcpy((float *)sq->data + i * tn, skc + tn, tn * 4);
+            memcpy((float *)sv->data + i * tn, skc + 2 * tn, tn * 4);
+            memcpy((float *)sk_k->data + i * tn, skc + 3 * tn, tn * 4);
+            memcpy((float *)px->data + i * tn, pc, tn * 4);
+            memcpy((float *)pq->data + i * tn, pc + tn, tn * 4);
+            memcpy((float *)pv->data + i * tn, pc + 2 * tn, tn * 4);
+            memcpy((float *)pk->data + i * tn, pc + 3 * tn, tn * 4);
+        }
+        /* first CA layer from the caches: the sketch branch attends with its
+           own Q/V and the photo's key projection (pk holds K_sketch-branch of
+           the photo); the photo branch with its own Q/V and the sketch's key */
+        so = zs__zse_ca_mix(ctx, m, &m->ca[0][0], sq, pk, sv, sx);
+        po = zs__zse_ca_mix(ctx, m, &m->ca[1][0], pq, sk_k, pv, px);
+        for (l = 1; l < m->cfg.ca_layers; l++) {
+            zs_tensor *s2 = zs__zse_ca_layer(ctx, m, &m->ca[0][l], so, po, so);
+            zs_tensor *p2 = zs__zse_ca_layer(ctx, m, &m->ca[1][l], po, so, po);
+            so = s2; po = p2;
+        }
+        sc = zs_zse_rn(ctx, m, zs_zse_anchors(ctx, m, so), zs_zse_anchors(ctx, m, po));
+        if (sc) memcpy(scores + start, sc->data, (size_t)P * sizeof(float));
+        else rc = zs_ctx_status(ctx) ? zs_ctx_status(ctx) : ZS_ERR_STATE;
+        zs_ctx_release(ctx, mk);
+    }
+    zs_set_grad_enabled(ctx, old);
+    return rc;
+}
+
+/* ---- weights ------------------------------------------------------------ */
+
+ZS__FN int zs_zse_config_format(const zs_zse_config *c, char *buf, size_t cap) {
+    size_t n;
+    int i, all_one = 1;
+    n = (size_t)snprintf(buf, cap,
+                         "img_size=%d patch=%d dim=%d depth=%d heads=%d mlp_dim=%d scale_ch=%d,%d,%d ca_layers=%d "
+                         "ca_heads=%d ca_ffn=%d anchor_ch=%d dropout=%.9g",
+                         c->img_size, c->patch, c->dim, c->depth, c->heads, c->mlp_dim, c->scale_ch[0], c->scale_ch[1],
+                         c->scale_ch[2], c->ca_layers, c->ca_heads, c->ca_ffn, c->anchor_ch, (double)c->dropout);
+    for (i = 0; i < c->depth && i < ZS_ZSE_MAX_DEPTH; i++) all_one &= c->keep_rate[i] == 1.0f;
+    if (!all_one && n < cap) {
+        n += (size_t)snprintf(buf + n, cap - n, " keep_rate=");
+        for (i = 0; i < c->depth && n < cap; i++) n += (size_t)snprintf(buf + n, cap - n, i ? ",%.9g" : "%.9g", (double)c->keep_rate[i]);
+    }
+    return n < cap ? ZS_OK : zs__fail(ZS_ERR_ARG, "zs_zse_config_format: buffer too small");
+}
+
+ZS__FN int zs_zse_config_parse(zs_zse_config *c, const char *text) {
+    const char *p = text;
+    if (!c || !text) return zs__fail(ZS_ERR_ARG, "zs_zse_config_parse: NULL argument");
+    while (*p) {
+        char key[32], val[512];
+        int kn = 0, vn = 0, ok = 1;
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == ';') p++;
+        if (!*p) break;
+        while (*p && *p != '=' && *p != ' ' && kn < 31) key[kn++] = *p++;
+        key[kn] = 0;
+        if (*p != '=') return zs__fail(ZS_ERR_FORMAT, "zse config text: expected key=value near \"%.20s\"", p);
+        p++;
+        while (*p && *p != ' ' && *p != '\t' && *p != '\n' && *p != ';' && vn < 511) val[vn++] = *p++;
+        val[vn] = 0;
+#define ZS__INTKEY(name, field) else if (!strcmp(key, name)) ok = sscanf(val, "%d", &c->field) == 1
+        if (0) {}
+        ZS__INTKEY("img_size", img_size); ZS__INTKEY("patch", patch); ZS__INTKEY("dim", dim);
+        ZS__INTKEY("depth", depth); ZS__INTKEY("heads", heads); ZS__INTKEY("mlp_dim", mlp_dim);
+        ZS__INTKEY("ca_layers", ca_layers); ZS__INTKEY("ca_heads", ca_heads); ZS__INTKEY("ca_ffn", ca_ffn);
+        ZS__INTKEY("anchor_ch", anchor_ch);
+        else if (!strcmp(key, "dropout")) ok = sscanf(val, "%f", &c->dropout) == 1;
+        else if (!strcmp(key, "scale_ch")) ok = sscanf(val, "%d,%d,%d", &c->scale_ch[0], &c->scale_ch[1], &c->scale_ch[2]) == 3;
+        else if (!strcmp(key, "keep_rate")) {
+            const char *q = val;
+            int i = 0, used = 0;
+            while (*q && i < ZS_ZSE_MAX_DEPTH && sscanf(q, "%f%n", &c->keep_rate[i], &used) == 1) {
+                i++;
+                q += used;
+                if (*q == ',') q++;
+            }
+            ok = *q == 0;
+        } else return zs__fail(ZS_ERR_FORMAT, "zse config text: unknown key \"%s\"", key);
+#undef ZS__INTKEY
+        if (!ok) return zs__fail(ZS_ERR_FORMAT, "zse config text: bad value \"%s\" for %s", val, key);
+    }
+    return ZS_OK;
+}
+
+/* name without a wrapper prefix */
+ZS__PRIV const char *zs__strip_prefix(const char *n) {
+    if (!strncmp(n, "module.", 7)) n += 7; /* DataParallel wrapper */
+    return n;
+}
+
+ZS__PRIV const zs_st_info *zs__st_find_any(const zs_safetensors *st, const char *name) {
+    int i, n = zs_st_count(st);
+    for (i = 0; i < n; i++) {
+        const zs_st_info *t = zs_st_get(st, i);
+        if (!strcmp(zs__strip_prefix(t->name), name)) return t;
+    }
+    return NULL;
+}
+
+/* infer a config from shapes (and metadata) */
+ZS__PRIV int zs__zse_infer_config(const zs_safetensors *st, zs_zse_config *c) {
+    const zs_st_info *t;
+    const char *meta = zs_st_metadata(st, "zsesbir.config");
+    char name[160];
+    int i, n;
+    *c = zs_zse_config_default();
+    if (meta) return zs_zse_config_parse(c, meta);
+    t = zs__st_find_any(st, "sa.model.embedding.weight");
+    if (!t || t->ndim != 4) return zs__fail(ZS_ERR_FORMAT, "weights: no sa.model.embedding.weight [d,3,p,p]: not a ZSE-SBIR checkpoint");
+    c->dim = (int)t->shape[0];
+    c->patch = (int)t->shape[2];
+    t = zs__st_find_any(st, "sa.model.pos_embedding");
+    if (!t || t->ndim != 3) return zs__fail(ZS_ERR_FORMAT, "weights: no sa.model.pos_embedding [1,T,d]");
+    for (n = 1; (int64_t)n * n < t->shape[1] - 1; n++) {}
+    if ((int64_t)n * n != t->shape[1] - 1) return zs__fail(ZS_ERR_FORMAT, "weights: position table of %lld tokens is not 1 + a square grid", (long long)t->shape[1]);
+    c->img_size = n * c->patch;
+    for (i = 0; i < 3; i++) {
+        snprintf(name, sizeof name, "sa.model.scale.seq.%d.weight", 2 * i);
+        t = zs__st_find_any(st, name);
+        if (!t || t->ndim != 4) return zs__fail(ZS_ERR_FORMAT, "weights: missing %s", name);
+        c->scale_ch[i] = (int)t->shape[0];
+    }
+    for (c->depth = 0; c->depth < ZS_ZSE_MAX_DEPTH; c->depth++) {
+        snprintf(name, sizeof name, "sa.model.transformer.layers.%d.0.attention.to_qkv.weight", c->depth);
+        if (!zs__st_find_any(st, name)) break;
+    }
+    t = zs__st_find_any(st, "sa.model.transformer.layers.0.0.mlp.net.0.weight");
+    if (t && t->ndim == 2) c->mlp_dim = (int)t->shape[0];
+    for (c->ca_layers = 0; c->ca_layers < 16; c->ca_layers++) {
+        snprintf(name, sizeof name, "ca.encoder.layer1.%d.self_attn.linears.0.weight", c->ca_layers);
+        if (!zs__st_find_any(st, name)) break;
+    }
+    t = zs__st_find_any(st, "ca.encoder.layer1.0.feed_forward.w_1.weight");
+    if (t && t->ndim == 2) c->ca_ffn = (int)t->shape[0];
+    t = zs__st_find_any(st, "conv2d.weight");
+    if (t && t->ndim == 4) c->anchor_ch = (int)t->shape[0];
+    /* head counts are not visible in shapes: released head dims 64 (SA), 8 heads (CA) */
+    c->heads = c->dim % 64 == 0 ? c->dim / 64 : 1;
+    c->ca_heads = c->dim % 8 == 0 ? 8 : 1;
+    return ZS_OK;
+}
+
+ZS__FN int zs_zse_load(zs_zse *m, const char *path, int with_grad) {
+    zs_safetensors *st;
+    zs_zse_config c;
+    char report[1024];
+    size_t rn = 0;
+    int rc, i, n, problems = 0;
+    unsigned char *seen = NULL;
+    if (!m || !path) return zs__fail(ZS_ERR_ARG, "zs_zse_load: NULL argument");
+    memset(m, 0, sizeof *m);
+    st = zs_st_open(path);
+    if (!st) return ZS_ERR_FORMAT; /* zs_st_open set the message */
+    rc = zs__zse_infer_config(st, &c);
+    if (rc == ZS_OK) rc = zs__zse_create(m, &c, with_grad);
+    if (rc != ZS_OK) { zs_st_close(st); return rc; }
+    n = zs_st_count(st);
+    seen = (unsigned char *)zs__malloc((size_t)(n ? n : 1), NULL);
+    if (!seen) { zs_st_close(st); zs_zse_free(m); return zs__fail(ZS_ERR_NOMEM, "zs_zse_load: out of memory"); }
+    memset(seen, 0, (size_t)(n ? n : 1));
+    report[0] = 0;
+#define ZS__REPORT(...) do { problems++; if (rn < sizeof report) rn += (size_t)snprintf(report + rn, sizeof report - rn, __VA_ARGS__); } while (0)
+    for (i = 0; i < m->params.count; i++) {
+        zs_tensor *p = &m->params.t[i];
+        const zs_st_info *t = zs__st_find_any(st, p->name);
+        int d, same;
+        if (!t) { ZS__REPORT(" missing %s;", p->name); continue; }
+        seen[t - zs_st_get(st, 0)] = 1;
+        same = t->ndim == p->ndim;
+        for (d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
+        if (!same) {
+            char a[96];
+            ZS__REPORT(" %s has shape %s in the model but %d dims [%lld,...] in the file;", p->name, zs_shape_str(p, a, sizeof a),
+                       t->ndim, t->ndim ? (long long)t->shape[0] : 0LL);
+            continue;
+        }
+        if (t->type == ZS_TYPE_COUNT) { ZS__REPORT(" %s has unsupported dtype %s;", p->name, t->dtype); continue; }
+        if (zs_st_read(st, t, p->data, ZS_F32, (size_t)zs_numel(p)) != ZS_OK) { ZS__REPORT(" %s: %s;", p->name, zs_last_error()); }
+    }
+    for (i = 0; i < n; i++) {
+        const zs_st_info *t = zs_st_get(st, i);
+        if (seen[i] || !strncmp(zs__strip_prefix(t->name), "ca.encoder.layers.", 18)) continue; /* unused copy (SPEC 6) */
+        ZS__REPORT(" unexpected %s;", t->name);
+    }
+#undef ZS__REPORT
+    zs__free(seen, NULL);
+    zs_st_close(st);
+    if (problems) {
+        zs_zse_free(m);
+        return zs__fail(ZS_ERR_FORMAT, "%s: %d tensor problem%s:%s", path, problems, problems > 1 ? "s" : "", report);
+    }
+    return ZS_OK;
+}
+
+ZS__FN int zs_zse_save(const zs_zse *m, const char *path, zs_type dtype) {
+    zs_st_entry *e;
+    void *conv = NULL;
+    char cfg[1024];
+    const char *meta[5];
+    int i, rc;
+    if (!m || !path) return zs__fail(ZS_ERR_ARG, "zs_zse_save: NULL argument");
+    if (dtype != ZS_F32 && dtype != ZS_F16 && dtype != ZS_BF16) return zs__fail(ZS_ERR_ARG, "zs_zse_save: dtype must be f32, f16 or bf16");
+    if ((rc = zs_zse_config_format(&m->cfg, cfg, sizeof cfg)) != ZS_OK) return rc;
+    e = (zs_st_entry *)zs__malloc(sizeof(zs_st_entry) * (size_t)m->params.count, NULL);
+    if (!e) return zs__fail(ZS_ERR_NOMEM, "zs_zse_save: out of memory");
+    memset(e, 0, sizeof(zs_st_entry) * (size_t)m->params.count);
+    if (dtype != ZS_F32) {
+        conv = zs__malloc(m->params.numel * 2 + 2, NULL);
+        if (!conv) { zs__free(e, NULL); return zs__fail(ZS_ERR_NOMEM, "zs_zse_save: out of memory"); }
+        zs_convert(conv, dtype, m->params.data, ZS_F32, m->params.numel);
+    }
+    for (i = 0; i < m->params.count; i++) {
+        const zs_tensor *t = &m->params.t[i];
+        e[i].name = t->name;
+        e[i].type = dtype;
+        e[i].ndim = t->ndim;
+        e[i].shape = t->shape;
+        e[i].data = dtype == ZS_F32 ? t->data : (void *)((uint16_t *)conv + ((const float *)t->data - m->params.data));
+    }
+    meta[0] = "zsesbir.config"; meta[1] = cfg; meta[2] = "format"; meta[3] = "pt"; meta[4] = NULL;
+    rc = zs_st_save(path, e, m->params.count, meta);
+    zs__free(conv, NULL);
+    zs__free(e, NULL);
+    return rc;
+}
+
+/* ---- two-stage search ---------------------------------------------------- */
+
+ZS__PRIV int zs__hit_by_dist(const void *a, const void *b) {
+    const zs_hit *x = (const zs_hit *)a, *y = (const zs_hit *)b;
+    if (x->ret_dist != y->ret_dist) return x->ret_dist < y->ret_dist ? -1 : 1;
+    return x->index - y->index; /* stable ties */
+}
+ZS__PRIV int zs__hit_by_score(const void *a, const void *b) {
+    const zs_hit *x = (const zs_hit *)a, *y = (const zs_hit *)b;
+    if (x->rn_score != y->rn_score) return x->rn_score > y->rn_score ? -1 : 1;
+    return zs__hit_by_dist(a, b);
+}
+
+ZS__FN int zs_zse_search(zs_ctx *ctx, zs_zse *m, const float *q, const float *qc, const float *g,
+                         const float *const *gc, int n, int k, zs_hit *hits) {
+    int i, j, D, rc;
+    const float **sel;
+    float *sc;
+    if (!ctx || !m || !q || !g || !hits || n < 0) return zs__fail(ZS_ERR_ARG, "zs_zse_search: NULL argument");
+    D = m->cfg.dim;
+    for (i = 0; i < n; i++) {
+        double d = 0;
+        for (j = 0; j < D; j++) { double t = (double)q[j] - g[(size_t)i * D + j]; d += t * t; }
+        hits[i].index = i;
+        hits[i].ret_dist = (float)sqrt(d);
+        hits[i].rn_score = NAN;
+    }
+    qsort(hits, (size_t)n, sizeof(zs_hit), zs__hit_by_dist);
+    if (k > n) k = n;
+    if (k <= 0) return ZS_OK;
+    if (!qc || !gc) return zs__fail(ZS_ERR_ARG, "zs_zse_search: reranking needs the sketch and gallery caches");
+    sel = (const float **)zs__malloc(sizeof(float *) * (size_t)k, NULL);
+    sc = (float *)zs__malloc(sizeof(float) * (size_t)k, NULL);
+    if (!sel || !sc) { zs__free(sel, NULL); zs__free(sc, NULL); return zs__fail(ZS_ERR_NOMEM, "zs_zse_search: out of memory"); }
+    for (i = 0; i < k; i++) {
+        sel[i] = gc[hits[i].index];
+        if (!sel[i]) { zs__free(sel, NULL); zs__free(sc, NULL); return zs__fail(ZS_ERR_ARG, "zs_zse_search: cache of gallery item %d is NULL", hits[i].index); }
+    }
+    rc = zs_zse_score_cached(ctx, m, qc, sel, k, sc);
+    if (rc == ZS_OK) {
+        for (i = 0; i < k; i++) hits[i].rn_score = sc[i];
+        qsort(hits, (size_t)k, sizeof(zs_hit), zs__hit_by_score);
+    }
+    zs__free(sel, NULL);
+    zs__free(sc, NULL);
+    return rc;
+}
 
 #endif /* ZSESBIR_IMPLEMENTATION_DONE */
 #endif /* ZSESBIR_IMPLEMENTATION */

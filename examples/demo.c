@@ -183,7 +183,7 @@ static void to_tensor(float *dst, const unsigned char *img) {
 /* ---- the model ------------------------------------------------------------ */
 typedef struct {
     zs_params p;
-    zs_tensor *c1w, *b1w, *b1b, *c2w, *b2w, *b2b, *c3w, *b3w, *b3b, *fw, *fb;
+    zs_tensor *c1w, *b1w, *b1b, *c2w, *b2w, *b2b, *c3w, *b3w, *b3b, *fw, *fb, *cw, *cb;
     zs_tensor rm[3], rv[3]; /* batch-norm running statistics (not trained) */
     float stats[6][64];
 } model_t;
@@ -195,8 +195,9 @@ static int add_param(model_t *m, const char *name, int nd, int64_t a, int64_t b,
 }
 
 static int model_init(model_t *m, zs_ctx *ctx) {
-    int i1, i2, i3, i4, i5, i6, i7, i8, i9, i10, i11, k;
+    int i1, i2, i3, i4, i5, i6, i7, i8, i9, i10, i11, i12, i13, k;
     int64_t s64[1] = {64}, s32[1] = {32}, s16[1] = {16};
+    memset(m->stats, 0, sizeof m->stats); /* running means start at 0 */
     zs_params_init(&m->p, NULL);
     i1 = add_param(m, "conv1.weight", 4, 16, 3, 3, 3);
     i2 = add_param(m, "bn1.weight", 1, 16, 0, 0, 0);
@@ -209,11 +210,15 @@ static int model_init(model_t *m, zs_ctx *ctx) {
     i9 = add_param(m, "bn3.bias", 1, 64, 0, 0, 0);
     i10 = add_param(m, "fc.weight", 2, EMB, 64, 0, 0);
     i11 = add_param(m, "fc.bias", 1, EMB, 0, 0, 0);
-    if (i11 < 0 || zs_params_alloc(&m->p) != ZS_OK) return -1;
+    i12 = add_param(m, "cls.weight", 2, NSEEN, EMB, 0, 0); /* classifier over the seen classes */
+    i13 = add_param(m, "cls.bias", 1, NSEEN, 0, 0, 0);
+    if (i11 < 0 || i12 < 0 || i13 < 0 || zs_params_alloc(&m->p) != ZS_OK) return -1;
     m->c1w = &m->p.t[i1]; m->b1w = &m->p.t[i2]; m->b1b = &m->p.t[i3];
     m->c2w = &m->p.t[i4]; m->b2w = &m->p.t[i5]; m->b2b = &m->p.t[i6];
     m->c3w = &m->p.t[i7]; m->b3w = &m->p.t[i8]; m->b3b = &m->p.t[i9];
     m->fw = &m->p.t[i10]; m->fb = &m->p.t[i11];
+    m->cw = &m->p.t[i12]; m->cb = &m->p.t[i13];
+    zs_tensor_fill_normal(ctx, m->cw, 0, 0.1f);
     /* Kaiming-normal convs, unit batch-norm scales */
     zs_tensor_fill_normal(ctx, m->c1w, 0, sqrtf(2.0f / 27));
     zs_tensor_fill_normal(ctx, m->c2w, 0, sqrtf(2.0f / 144));
@@ -229,8 +234,15 @@ static int model_init(model_t *m, zs_ctx *ctx) {
     return 0;
 }
 
+/* x [B,3,S,S] -> features [B,EMB] before normalisation */
+static zs_tensor *model_features(zs_ctx *ctx, model_t *m, zs_tensor *x);
+
 /* x [B,3,S,S] -> L2-normalised embeddings [B,EMB] */
 static zs_tensor *model_forward(zs_ctx *ctx, model_t *m, zs_tensor *x) {
+    return zs_l2_normalize(ctx, model_features(ctx, m, x), 1e-12f);
+}
+
+static zs_tensor *model_features(zs_ctx *ctx, model_t *m, zs_tensor *x) {
     zs_tensor *h = zs_conv2d(ctx, x, m->c1w, NULL, 1, 1, 1, 1);
     h = zs_relu(ctx, zs_batch_norm(ctx, h, m->b1w, m->b1b, &m->rm[0], &m->rv[0], 0.1f, 1e-5f));
     h = zs_max_pool2d(ctx, h, 2, 2, 0);                                           /* 16x16 */
@@ -240,8 +252,7 @@ static zs_tensor *model_forward(zs_ctx *ctx, model_t *m, zs_tensor *x) {
     h = zs_conv2d(ctx, h, m->c3w, NULL, 1, 1, 1, 1);
     h = zs_relu(ctx, zs_batch_norm(ctx, h, m->b3w, m->b3b, &m->rm[2], &m->rv[2], 0.1f, 1e-5f));
     h = zs_avg_pool_global(ctx, h);                                                /* [B,64] */
-    h = zs_linear(ctx, h, m->fw, m->fb);
-    return zs_l2_normalize(ctx, h, 1e-12f);
+    return zs_linear(ctx, h, m->fw, m->fb);
 }
 
 /* ---- retrieval metrics (SPEC 4, ZSE-SBIR definitions) --------------------- */
@@ -305,6 +316,7 @@ static void write_ppm_sheet(const char *path, const unsigned char *query, const 
 
 int main(int argc, char **argv) {
     int steps = 300, threads = 2, batch = 24, i, k, step;
+    float lr = 2e-3f, margin = 0.5f;
     const char *out = "demo_result.ppm";
     const int n_per_class_test = 20;
     zs_ctx_params cp = zs_ctx_default_params();
@@ -325,6 +337,8 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(argv[i], "--lr") && i + 1 < argc) lr = (float)atof(argv[++i]);
+        else if (!strcmp(argv[i], "--margin") && i + 1 < argc) margin = (float)atof(argv[++i]);
         else { fprintf(stderr, "usage: %s [--steps N] [--threads T] [--out file.ppm]\n", argv[0]); return 2; }
     }
     cp.n_threads = threads;
@@ -332,7 +346,7 @@ int main(int argc, char **argv) {
     ctx = zs_ctx_create(&cp);
     if (!ctx || model_init(&m, ctx)) { fprintf(stderr, "demo: %s\n", zs_last_error()); return 1; }
     op = zs_optim_default_params(ZS_OPTIM_ADAMW);
-    op.lr = 2e-3f;
+    op.lr = lr;
     op.weight_decay = 1e-4f;
     opt = zs_optim_create(&op, &m.p, NULL);
     if (!opt) { fprintf(stderr, "demo: %s\n", zs_last_error()); return 1; }
@@ -348,7 +362,8 @@ int main(int argc, char **argv) {
     t0 = clock();
     zs_set_training(ctx, 1);
     for (step = 0; step < steps; step++) {
-        zs_tensor *x = zs_f32_4d(ctx, 3 * batch, 3, S, S), *e, *loss;
+        zs_tensor *x = zs_f32_4d(ctx, 3 * batch, 3, S, S), *e, *f, *loss;
+        int32_t labels[3 * 64];
         float *xd = (float *)x->data;
         for (i = 0; i < batch; i++) {
             int c = (int)(rnd_u32(&r) % NSEEN), n = (int)(rnd_u32(&r) % (NSEEN - 1));
@@ -356,17 +371,23 @@ int main(int argc, char **argv) {
             draw_sketch(img, c, &r); to_tensor(xd + (size_t)i * 3 * S * S, img);
             draw_photo(img, c, &r); to_tensor(xd + (size_t)(batch + i) * 3 * S * S, img);
             draw_photo(img, n, &r); to_tensor(xd + (size_t)(2 * batch + i) * 3 * S * S, img);
+            labels[i] = labels[batch + i] = c;
+            labels[2 * batch + i] = n;
         }
-        e = model_forward(ctx, &m, x);
+        f = model_features(ctx, &m, x);
+        e = zs_l2_normalize(ctx, f, 1e-12f);
+        /* triplet on the normalised embeddings + cross-entropy over the seen
+           classes on both modalities (a TCN-style discriminative signal) */
         loss = zs_triplet_loss(ctx, zs_slice(ctx, e, 0, 0, batch), zs_slice(ctx, e, 0, batch, 2 * batch),
-                               zs_slice(ctx, e, 0, 2 * batch, 3 * batch), 0.5f, 1e-6f);
+                               zs_slice(ctx, e, 0, 2 * batch, 3 * batch), margin, 1e-6f);
+        loss = zs_add(ctx, loss, zs_cross_entropy(ctx, zs_linear(ctx, f, m.cw, m.cb), labels));
         zs_params_zero_grad(&m.p);
         if (zs_backward(ctx, loss) != ZS_OK || zs_optim_step(opt) != ZS_OK) {
             fprintf(stderr, "demo: training failed: %s\n", zs_last_error());
             return 1;
         }
         if (step % 50 == 0 || step == steps - 1)
-            printf("step %4d  triplet loss %.4f  (%.1f s cpu)\n", step, (double)((float *)loss->data)[0],
+            printf("step %4d  loss %.4f  (%.1f s cpu)\n", step, (double)((float *)loss->data)[0],
                    (double)(clock() - t0) / CLOCKS_PER_SEC);
         zs_ctx_reset(ctx);
     }

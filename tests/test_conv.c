@@ -616,7 +616,11 @@ static void test_conv_max_pool_kernel_vs_ref(void) {
             int H = kc[t][0], W = kc[t][1], P = H > 100 ? 64 : 6;
             long long n = (long long)P * H * W, no, i, bad = 0, badi = 0;
             zs__pool_arg a1, a2;
-            float *x = (float *)malloc((size_t)n * 4);
+            float *x;
+#ifdef __FAST_MATH__
+            if (kind == 2) continue; /* -ffast-math assumes no NaN/inf */
+#endif
+            x = (float *)malloc((size_t)n * 4);
             memset(&a1, 0, sizeof a1);
             a1.H = H; a1.W = W; a1.k = kc[t][2]; a1.s = kc[t][3]; a1.p = kc[t][4];
             a1.OH = (H + 2 * a1.p - a1.k) / a1.s + 1;

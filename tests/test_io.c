@@ -4,7 +4,6 @@
    (default /tmp) and are removed. */
 #define ZSESBIR_IMPLEMENTATION
 #include "../zsesbir.h"
-#include "../dev/io.h"
 #include "zt.h"
 
 /* ---- fixtures written by Python 3 / numpy 1.24 -------------------------- */

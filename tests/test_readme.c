@@ -1,5 +1,5 @@
 /* The README's quick-start snippet, compiled and run so the docs never go
-   stale. Keep the body of test_readme_snippet identical to README.md. */
+   stale. Keep the snippet identical to README.md (indentation aside). */
 #define ZSESBIR_IMPLEMENTATION
 #include "../zsesbir.h"
 #include "zt.h"
@@ -7,24 +7,24 @@
 static void test_readme_snippet(void) {
     int ok;
     /* ---- begin README snippet ---- */
-zs_ctx_params cp = zs_ctx_default_params();
-cp.n_threads = 2;
-zs_ctx *ctx = zs_ctx_create(&cp);               /* NULL + zs_last_error() on failure */
+    zs_ctx_params cp = zs_ctx_default_params();
+    cp.n_threads = 2;
+    zs_ctx *ctx = zs_ctx_create(&cp);               /* NULL + zs_last_error() on failure */
 
-zs_params ps;                                   /* all parameters in one allocation */
-int64_t wshape[2] = {5, 3};
-zs_params_init(&ps, NULL);
-zs_params_add(&ps, "fc.weight", 2, wshape);
-zs_params_alloc(&ps);
-zs_tensor *w = zs_params_find(&ps, "fc.weight");
-zs_tensor_fill_normal(ctx, w, 0.0f, 0.1f);
+    zs_params ps;                                   /* all parameters in one allocation */
+    int64_t wshape[2] = {5, 3};
+    zs_params_init(&ps, NULL);
+    zs_params_add(&ps, "fc.weight", 2, wshape);
+    zs_params_alloc(&ps);
+    zs_tensor *w = zs_params_find(&ps, "fc.weight");
+    zs_tensor_fill_normal(ctx, w, 0.0f, 0.1f);
 
-zs_tensor *x = zs_f32_2d(ctx, 4, 3);            /* arena tensor [4,3] */
-zs_tensor_fill(x, 1.0f);
-zs_tensor *y = zs_relu(ctx, zs_linear(ctx, x, w, NULL));      /* [4,5] */
-zs_tensor *loss = zs_mean(ctx, y);
-if (!loss || zs_backward(ctx, loss) != ZS_OK)   /* grads accumulate into w->grad */
-    fprintf(stderr, "error: %s\n", zs_last_error());
+    zs_tensor *x = zs_f32_2d(ctx, 4, 3);            /* arena tensor [4,3] */
+    zs_tensor_fill(x, 1.0f);
+    zs_tensor *y = zs_relu(ctx, zs_linear(ctx, x, w, NULL));      /* [4,5] */
+    zs_tensor *loss = zs_mean(ctx, y);
+    if (!loss || zs_backward(ctx, loss) != ZS_OK)   /* grads accumulate into w->grad */
+        fprintf(stderr, "error: %s\n", zs_last_error());
     /* ---- end README snippet (the cleanup lines follow after the checks) ---- */
     ok = loss != NULL && y->shape[0] == 4 && y->shape[1] == 5;
     {
@@ -37,9 +37,9 @@ if (!loss || zs_backward(ctx, loss) != ZS_OK)   /* grads accumulate into w->grad
         ZT_CHECK(good, "gradient of the README example");
     }
     ZT_CHECK(ok, "README example ran: %s", zs_last_error());
-zs_ctx_reset(ctx);                              /* drop the tape and arena tensors */
-zs_params_free(&ps);
-zs_ctx_free(ctx);
+    zs_ctx_reset(ctx);                              /* drop the tape and arena tensors */
+    zs_params_free(&ps);
+    zs_ctx_free(ctx);
 }
 
 int main(int argc, char **argv) {

@@ -8,6 +8,7 @@
 #define ZSESBIR_IMPLEMENTATION
 #include "../zsesbir.h"
 #include "zt.h"
+#include "zse_parity.h"
 
 #define GOLDEN "tests/golden/zsesbir_tiny.safetensors"
 
@@ -19,172 +20,10 @@ static zs_zse_config tiny_config(void) {
     return c;
 }
 
-/* reads a golden tensor as f32 (F64 entries converted here) */
-static float *golden(zs_safetensors *st, const char *name, int64_t *numel) {
-    const zs_st_info *t = zs_st_find(st, name);
-    int64_t n = 1;
-    int d;
-    float *buf;
-    if (!t) return NULL;
-    for (d = 0; d < t->ndim; d++) n *= t->shape[d];
-    buf = (float *)malloc((size_t)(n ? n : 1) * sizeof(float));
-    if (zs_st_read(st, t, buf, ZS_F32, (size_t)n) != ZS_OK) { free(buf); return NULL; }
-    if (numel) *numel = n;
-    return buf;
-}
-
-/* scale-relative max error of c against golden reference r */
-static double rel_err(const float *c, const float *r, int64_t n) {
-    double md = 0, mr = 0;
-    int64_t i;
-    for (i = 0; i < n; i++) {
-        double d = fabs((double)c[i] - (double)r[i]);
-        if (d > md || d != d) md = d;
-        if (fabs((double)r[i]) > mr) mr = fabs((double)r[i]);
-    }
-    return md / (mr > 1e-6 ? mr : 1e-6);
-}
-
-static int check_tensor(zs_safetensors *st, const char *name, const float *c, int64_t n, double tol, double *worst) {
-    int64_t gn = 0;
-    float *r = golden(st, name, &gn);
-    double e;
-    if (!r) { printf("  %-60s MISSING in golden\n", name); return 0; }
-    if (gn != n) { printf("  %-60s size %lld vs golden %lld\n", name, (long long)n, (long long)gn); free(r); return 0; }
-    e = rel_err(c, r, n);
-    {
-        /* analytically zero tensors (the CA key-projection biases: softmax is
-           invariant to a per-row shift, so their gradient is 0) hold only float
-           noise on both sides: require |c| <= 1e-7 absolutely instead */
-        double mr = 0, mc = 0;
-        int64_t i;
-        for (i = 0; i < n; i++) {
-            if (fabs((double)r[i]) > mr) mr = fabs((double)r[i]);
-            if (fabs((double)c[i]) > mc) mc = fabs((double)c[i]);
-        }
-        if (mr < 1e-7) {
-            free(r);
-            printf("  %-60s analytic 0: max |c| %.3g%s\n", name, mc, mc >= 1e-7 ? "  FAIL" : "");
-            return mc < 1e-7;
-        }
-    }
-    if (e > *worst) *worst = e;
-    printf("  %-60s rel err %.3g%s\n", name, e, e > tol ? "  FAIL" : "");
-    free(r);
-    return e <= tol;
-}
-
-static int load_golden_model(zs_safetensors *st, zs_zse *m) {
-    zs_zse_config c = tiny_config();
-    int i;
-    if (zs__zse_create(m, &c, 1) != ZS_OK) return 0;
-    for (i = 0; i < m->params.count; i++) {
-        char name[200];
-        const zs_st_info *t;
-        snprintf(name, sizeof name, "param.%s", m->params.t[i].name);
-        t = zs_st_find(st, name);
-        if (!t || zs_st_read(st, t, m->params.t[i].data, ZS_F32, (size_t)zs_numel(&m->params.t[i])) != ZS_OK) {
-            printf("  cannot read %s: %s\n", name, zs_last_error());
-            return 0;
-        }
-    }
-    return 1;
-}
-
 static void test_zse_parity_tiny(void) {
-    zs_safetensors *st = zs_st_open(GOLDEN);
-    zs_zse m;
-    zs_ctx *ctx;
-    zs_tensor *img, *sa, *so, *po, *as, *ap, *cos, *rn, *loss;
-    zs_zse_losses parts;
-    int64_t n, s4[4] = {8, 3, 64, 64};
-    float *x;
-    double worst = 0, tol = 1e-4;
-    int ok = 1, i, B = 2;
-    ZT_REQUIRE(st != NULL, "open %s: %s", GOLDEN, zs_last_error());
-    ZT_REQUIRE(load_golden_model(st, &m), "model from golden");
-    ctx = zs_ctx_create(NULL);
-    x = golden(st, "input.images", &n);
-    ZT_REQUIRE(x && n == 8 * 3 * 64 * 64, "input.images");
-    img = zs_from_data(ctx, x, 4, s4);
-    free(x);
-    /* forward pieces, compared one by one (dropout off: eval mode) */
-    sa = zs_zse_sa(ctx, &m, img);
-    ZT_REQUIRE(sa, "sa: %s", zs_last_error());
-    ok &= check_tensor(st, "out.sa", (const float *)sa->data, zs_numel(sa), tol, &worst);
-    ZT_REQUIRE(zs_zse_ca(ctx, &m, zs_slice(ctx, sa, 0, 0, 2 * B), zs_slice(ctx, sa, 0, 2 * B, 4 * B), &so, &po) == ZS_OK, "ca: %s", zs_last_error());
-    ok &= check_tensor(st, "out.ca_sk", (const float *)so->data, zs_numel(so), tol, &worst);
-    ok &= check_tensor(st, "out.ca_ph", (const float *)po->data, zs_numel(po), tol, &worst);
-    as = zs_zse_anchors(ctx, &m, so);
-    ap = zs_zse_anchors(ctx, &m, po);
-    ZT_REQUIRE(as && ap, "anchors: %s", zs_last_error());
-    ok &= check_tensor(st, "out.anchor_sk", (const float *)as->data, zs_numel(as), tol, &worst);
-    ok &= check_tensor(st, "out.anchor_ph", (const float *)ap->data, zs_numel(ap), tol, &worst);
-    cos = zs_cosine_matrix(ctx, as, ap);
-    ok &= check_tensor(st, "out.cos", (const float *)cos->data, zs_numel(cos), tol, &worst);
-    rn = zs_zse_rn(ctx, &m, as, ap);
-    ok &= check_tensor(st, "out.rn", (const float *)rn->data, zs_numel(rn), tol, &worst);
-    {
-        float e[8 * 32], d[2];
-        int j, k;
-        ZT_REQUIRE(zs_zse_embed(ctx, &m, img, e) == ZS_OK, "embed: %s", zs_last_error());
-        for (j = 0; j < B; j++) { /* ret distance s+_j vs p+_j: rows j and 2B+j */
-            double acc = 0;
-            for (k = 0; k < 32; k++) { double t = (double)e[j * 32 + k] - e[(2 * B + j) * 32 + k]; acc += t * t; }
-            d[j] = (float)sqrt(acc);
-        }
-        ok &= check_tensor(st, "out.ret_dist", d, B, tol, &worst);
-    }
-    /* losses and every gradient of one step */
-    zs_params_zero_grad(&m.params);
-    loss = zs_zse_train_loss(ctx, &m, img, &parts);
-    ZT_REQUIRE(loss, "loss: %s", zs_last_error());
-    ok &= check_tensor(st, "loss.triplet", &parts.triplet, 1, tol, &worst);
-    ok &= check_tensor(st, "loss.rn", &parts.rn, 1, tol, &worst);
-    ok &= check_tensor(st, "loss.total", &parts.total, 1, tol, &worst);
-    ZT_REQUIRE(zs_backward(ctx, loss) == ZS_OK, "backward: %s", zs_last_error());
-    {
-        double gworst = 0;
-        int gok = 1;
-        for (i = 0; i < m.params.count; i++) {
-            char name[200];
-            snprintf(name, sizeof name, "grad.%s", m.params.t[i].name);
-            gok &= check_tensor(st, name, m.params.t[i].grad, zs_numel(&m.params.t[i]), tol, &gworst);
-        }
-        printf("  %d parameter gradients: worst rel err %.3g\n", m.params.count, gworst);
-        ok &= gok;
-        if (gworst > worst) worst = gworst;
-    }
-    /* 3 AdamW steps on the same batch: loss before and after each */
-    {
-        zs_optim_params op = zs_optim_default_params(ZS_OPTIM_ADAMW);
-        zs_optim *opt;
-        float losses[4];
-        op.lr = 1e-5f;
-        op.weight_decay = 1e-2f;
-        opt = zs_optim_create(&op, &m.params, NULL);
-        losses[0] = parts.total;
-        for (i = 0; i < 3; i++) {
-            ZT_REQUIRE(zs_optim_step(opt) == ZS_OK, "step");
-            zs_ctx_reset(ctx);
-            img = zs_from_data(ctx, NULL, 4, s4);
-            x = golden(st, "input.images", NULL);
-            memcpy(img->data, x, (size_t)zs_numel(img) * 4);
-            free(x);
-            zs_params_zero_grad(&m.params);
-            loss = zs_zse_train_loss(ctx, &m, img, &parts);
-            ZT_REQUIRE(loss && zs_backward(ctx, loss) == ZS_OK, "step %d: %s", i, zs_last_error());
-            losses[i + 1] = parts.total;
-        }
-        ok &= check_tensor(st, "loss.after_adamw", losses, 4, tol, &worst);
-        printf("  loss after AdamW steps: %.6f %.6f %.6f %.6f\n", (double)losses[0], (double)losses[1], (double)losses[2], (double)losses[3]);
-        zs_optim_free(opt);
-    }
-    printf("  worst scale-relative error over all tensors: %.3g (tolerance %.0e)\n", worst, tol);
-    ZT_CHECK(ok, "parity with the PyTorch reference failed (see the lines above)");
-    zs_ctx_free(ctx);
-    zs_zse_free(&m);
-    zs_st_close(st);
+    double worst = 0;
+    int ok = zse_parity_run(GOLDEN, tiny_config(), 2, 1, 1e-4, &worst, 1);
+    ZT_CHECK(ok, "parity with the PyTorch reference failed (see the lines above; worst %.3g)", worst);
 }
 
 /* cached per-item projections give the same scores as the full relation */
@@ -352,6 +191,40 @@ static void test_zse_strict_load(void) {
     zs_zse_free(&a);
 }
 
+/* activation checkpointing of the SA blocks gives bit-identical gradients
+   (dropout on: the RNG is replayed) with less arena memory */
+static void test_zse_checkpoint(void) {
+    zs_zse_config c = tiny_config();
+    zs_zse m;
+    zs_ctx *ctx = zs_ctx_create(NULL);
+    zs_tensor *img, *loss;
+    int64_t s4[4] = {8, 3, 64, 64};
+    float *g0;
+    size_t used[2];
+    int pass;
+    ZT_REQUIRE(zs_zse_init(&m, &c, 1, 21) == ZS_OK, "init");
+    g0 = (float *)malloc(m.params.numel * sizeof(float));
+    zs_set_training(ctx, 1);
+    for (pass = 0; pass < 2; pass++) {
+        m.checkpoint = pass;
+        zs_ctx_reset(ctx);
+        zs_ctx_seed(ctx, 5);
+        img = zs_from_data(ctx, NULL, 4, s4);
+        zs_tensor_fill_uniform(ctx, img, -1, 1);
+        zs_params_zero_grad(&m.params);
+        loss = zs_zse_train_loss(ctx, &m, img, NULL);
+        ZT_REQUIRE(loss && zs_backward(ctx, loss) == ZS_OK, "step: %s", zs_last_error());
+        used[pass] = zs_ctx_arena_used(ctx);
+        if (!pass) memcpy(g0, m.params.grad, m.params.numel * sizeof(float));
+    }
+    ZT_CHECK(!memcmp(g0, m.params.grad, m.params.numel * sizeof(float)), "gradients differ with checkpointing");
+    ZT_CHECK(used[1] < used[0], "checkpointing uses less arena (%zu vs %zu)", used[1], used[0]);
+    printf("  arena after backward: %zu bytes plain, %zu checkpointed\n", used[0], used[1]);
+    free(g0);
+    zs_ctx_free(ctx);
+    zs_zse_free(&m);
+}
+
 /* EViT keep rate: tokens shrink as intended (SPEC 1.2, without the release bug) */
 static void test_zse_evit(void) {
     zs_zse_config c = tiny_config();
@@ -380,5 +253,6 @@ int main(int argc, char **argv) {
     ZT_RUN(test_zse_weights_roundtrip);
     ZT_RUN(test_zse_strict_load);
     ZT_RUN(test_zse_evit);
+    ZT_RUN(test_zse_checkpoint);
     return zt_finish();
 }

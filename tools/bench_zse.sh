@@ -1,0 +1,48 @@
+#!/bin/sh
+# ZSE-SBIR: zsesbir vs PyTorch on this machine, in one run (make bench-zse).
+# Each C part runs in its own process (peak RSS per part). PyTorch runs
+# tools/zsesbir_ref.py --bench, which measures two thread settings; the
+# faster one for each part is the reference.
+set -e
+B=${B:-build}
+T=${THREADS:-2}
+out=$(mktemp)
+for p in sa1 sa8 pair pair-nocache train train-ckpt; do
+    "$B/bench_zse" --part "$p" --threads "$T" | tee -a "$out"
+done
+if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+    /usr/bin/python3 tools/zsesbir_ref.py --bench > "$out.torch.json"
+else
+    echo "python3-torch missing: PyTorch column skipped"; echo '{}' > "$out.torch.json"
+fi
+/usr/bin/python3 - "$out" "$out.torch.json" <<'PY'
+import json, sys
+c = {}
+for line in open(sys.argv[1]):
+    kv = dict(x.split("=", 1) for x in line.split())
+    c[kv["part"]] = (float(kv["median"]), kv["unit"], float(kv["peak_rss_mb"]))
+try:
+    tj = json.loads(open(sys.argv[2]).read().strip().splitlines()[-1])
+except Exception:
+    tj = {}
+def best(part):
+    vals = [(v[part]["median"], v[part].get("peak_rss_mb", 0), k) for k, v in tj.items()
+            if isinstance(v, dict) and part in v]
+    return min(vals) if vals else None
+rows = [("SA forward, batch 1", "sa1", "sa_b1"), ("SA forward, batch 8", "sa8", "sa_b8"),
+        ("CA+conv+RN per pair, cached projections", "pair", "ca_pair_b1"),
+        ("CA+conv+RN per pair, no cache", "pair-nocache", "ca_pair_b1"),
+        ("training step B=2 (8 images)", "train", "train_b2"),
+        ("training step B=2, checkpointed SA", "train-ckpt", "train_b2")]
+print("| measurement | zsesbir | PyTorch 1.13 | speed-up | zsesbir peak RSS | PyTorch peak RSS |")
+print("|---|---|---|---|---|---|")
+for name, cp, tp in rows:
+    if cp not in c: continue
+    ct, unit, crss = c[cp]
+    b = best(tp)
+    if b:
+        print(f"| {name} | {ct:.4g} {unit} | {b[0]:.4g} ({b[2]}) | {b[0]/ct:.2f}x | {crss:.0f} MB | {b[1]:.0f} MB |")
+    else:
+        print(f"| {name} | {ct:.4g} {unit} | - | - | {crss:.0f} MB | - |")
+PY
+rm -f "$out" "$out.torch.json"
