@@ -65,14 +65,17 @@ asan: $(addprefix $(B)/asan/,$(TESTS))
 	    sh tests/run.sh $(foreach t,$(TESTS),asan:$(B)/asan/$(t))
 
 # -- benchmark ---------------------------------------------------------------
-OPENBLAS := $(shell ls /usr/include/x86_64-linux-gnu/cblas.h /usr/include/cblas.h /usr/include/*/cblas.h 2>/dev/null | head -n 1)
+# OpenBLAS for the reference column (Debian puts cblas.h in a subdirectory)
+CBLAS_GLOB = /usr/include/cblas.h /usr/include/*/cblas.h /usr/include/*/*/cblas.h
 bench: | $(B)
-	@if [ -z "$(OPENBLAS)" ] && [ "$$(id -u)" = 0 ]; then \
+	@if [ -z "$$(ls $(CBLAS_GLOB) 2>/dev/null)" ] && [ "$$(id -u)" = 0 ]; then \
 	    echo "installing libopenblas-dev for the reference column"; \
 	    apt-get install -y -qq libopenblas-dev >/dev/null 2>&1 || echo "could not install libopenblas-dev: benchmarking without it"; fi
-	@if ls /usr/include/x86_64-linux-gnu/cblas.h /usr/include/cblas.h /usr/include/*/cblas.h >/dev/null 2>&1; then \
-	    $(CC) -std=c99 -O3 $(SIMD) $(WARN) -DZS_BENCH_OPENBLAS -I. tools/bench_gemm.c -o $(B)/bench_gemm -lopenblas $(LDLIBS); \
-	else $(CC) -std=c99 -O3 $(SIMD) $(WARN) -I. tools/bench_gemm.c -o $(B)/bench_gemm $(LDLIBS); fi
+	@h=$$(ls $(CBLAS_GLOB) 2>/dev/null | head -n 1); \
+	if [ -n "$$h" ]; then \
+	    echo "OpenBLAS header: $$h"; \
+	    $(CC) -std=c99 -O3 $(SIMD) $(WARN) -DZS_BENCH_OPENBLAS -I. -I$$(dirname $$h) tools/bench_gemm.c -o $(B)/bench_gemm -lopenblas $(LDLIBS); \
+	else echo "no OpenBLAS: zsesbir column only"; $(CC) -std=c99 -O3 $(SIMD) $(WARN) -I. tools/bench_gemm.c -o $(B)/bench_gemm $(LDLIBS); fi
 	$(B)/bench_gemm
 
 $(B)/bench_zse: tools/bench_zse.c $(HDR) | $(B)

@@ -214,7 +214,7 @@ struct zs_tensor {
     void *saved;             /* op-private state kept for backward */
     int64_t ip[8];           /* op integer parameters */
     float fp[4];             /* op float parameters */
-    char name[64];
+    char name[96];
 };
 
 ZSDEF int64_t zs_numel(const zs_tensor *t);
@@ -1281,6 +1281,8 @@ struct zs_ctx {
     int status;          /* sticky first error */
     uint64_t seed;
     uint64_t rng_counter; /* advanced by every random draw / op key */
+    struct zs__gblock *gfree; /* cached gradient buffers of tape nodes */
+    size_t gbytes, gpeak;     /* gradient bytes in use now / at most */
 };
 
 ZS__FN zs_ctx_params zs_ctx_default_params(void) {
@@ -1318,9 +1320,12 @@ ZS__FN zs_ctx *zs_ctx_create(const zs_ctx_params *pp) {
     return ctx;
 }
 
+ZS__PRIV void zs__gpool_free(zs_ctx *ctx); /* [impl:tape] */
+
 ZS__FN void zs_ctx_free(zs_ctx *ctx) {
     if (!ctx) return;
     zs__pool_shutdown(&ctx->pool);
+    zs__gpool_free(ctx);
     zs__arena_free(&ctx->arena);
     zs__free(ctx, ctx->alloc_user);
 }
@@ -1424,8 +1429,12 @@ ZS__FN const char *zs_shape_str(const zs_tensor *t, char *buf, size_t cap) {
 }
 
 ZS__FN void zs_tensor_set_name(zs_tensor *t, const char *name) {
+    size_t n;
     if (!t) return;
-    snprintf(t->name, sizeof t->name, "%s", name ? name : "");
+    n = name ? strlen(name) : 0;
+    if (n >= sizeof t->name) n = sizeof t->name - 1; /* truncated; zs_params_add refuses long names */
+    if (n) memcpy(t->name, name, n);
+    t->name[n] = 0;
 }
 
 ZS__PRIV void zs__set_contig_strides(zs_tensor *t) {
@@ -1599,6 +1608,8 @@ ZS__FN int zs_params_add(zs_params *p, const char *name, int ndim, const int64_t
     if (p->data) return zs__fail(ZS_ERR_STATE, "zs_params_add(%s): store already allocated", name ? name : ""), -1;
     n = zs__check_shape(ndim, shape, "zs_params_add");
     if (n < 0) return -1;
+    if (name && strlen(name) >= sizeof p->t[0].name)
+        return zs__fail(ZS_ERR_ARG, "zs_params_add: name \"%.40s...\" longer than %d characters", name, (int)sizeof p->t[0].name - 1), -1;
     if (p->count == p->cap) {
         int nc = p->cap ? p->cap * 2 : 64;
         zs_tensor *nt = (zs_tensor *)zs__malloc((size_t)nc * sizeof(zs_tensor), p->alloc_user);
@@ -1778,16 +1789,86 @@ ZS__PRIV zs_tensor *zs__view_new(zs_ctx *ctx, const char *op, zs_backward_fn bwd
     return t;
 }
 
+/* Gradients of recorded op outputs come from a free-list pool: the tape runs
+   in reverse topological order, so a node's gradient is dead as soon as its
+   own backward has run and is returned at once (PyTorch frees them the same
+   way). Blocks are kept for reuse: a steady training loop mallocs nothing
+   after its first step. Leaves (inputs marked with zs_requires_grad) keep
+   arena gradients the caller reads after backward; parameters own theirs.
+   With a caller-owned arena buffer (no malloc promised) every gradient
+   stays in the arena instead. */
+typedef struct zs__gblock { struct zs__gblock *next; size_t cap; } zs__gblock;
+#define ZS__GHDR ZS__ALIGN /* block header room; data stays 64-byte aligned */
+
+ZS__PRIV float *zs__galloc(zs_ctx *ctx, size_t bytes) {
+    zs__gblock **pp, **best = NULL, *b;
+    size_t limit = bytes + bytes / 2 + 4096;
+    for (pp = &ctx->gfree; *pp; pp = &(*pp)->next) /* best fit within 1.5x */
+        if ((*pp)->cap >= bytes && (*pp)->cap <= limit && (!best || (*pp)->cap < (*best)->cap)) best = pp;
+    if (best) {
+        b = *best;
+        *best = b->next;
+    } else {
+        size_t cap = (bytes + 4095) & ~(size_t)4095;
+        void *raw = zs__malloc(cap + ZS__GHDR + ZS__ALIGN, ctx->alloc_user);
+        if (!raw) return NULL;
+        /* keep the raw pointer just before the aligned header */
+        b = (zs__gblock *)(((uintptr_t)raw + sizeof(void *) + ZS__ALIGN - 1) & ~(uintptr_t)(ZS__ALIGN - 1));
+        ((void **)b)[-1] = raw;
+        b->cap = cap;
+    }
+    b->next = NULL;
+    ctx->gbytes += b->cap;
+    if (ctx->gbytes > ctx->gpeak) ctx->gpeak = ctx->gbytes;
+    memset((char *)b + ZS__GHDR, 0, bytes);
+    return (float *)((char *)b + ZS__GHDR);
+}
+
+ZS__PRIV void zs__gfree(zs_ctx *ctx, float *p) {
+    zs__gblock *b;
+    if (!p) return;
+    b = (zs__gblock *)((char *)p - ZS__GHDR);
+    ctx->gbytes -= b->cap;
+    b->next = ctx->gfree;
+    ctx->gfree = b;
+}
+
+ZS__PRIV void zs__gpool_free(zs_ctx *ctx) {
+    while (ctx->gfree) {
+        zs__gblock *n = ctx->gfree->next;
+        zs__free(((void **)ctx->gfree)[-1], ctx->alloc_user);
+        ctx->gfree = n;
+    }
+}
+
 /* Gradient buffer of t (allocated zeroed on first use), or NULL when t does
    not want a gradient. Parameters bring their own buffers. */
 ZS__PRIV float *zs__grad(zs_ctx *ctx, zs_tensor *t) {
     if (!zs__needs_grad(t)) return NULL;
     if (!t->grad) {
         size_t bytes = (size_t)zs_numel(t) * sizeof(float);
-        t->grad = (float *)zs__arena_calloc(&ctx->arena, bytes);
-        if (!t->grad) zs__fail(ZS_ERR_NOMEM, "arena exhausted allocating a %zu-byte gradient", bytes);
+        /* a caller-owned arena buffer means no malloc at all: no pool then */
+        if ((t->flags & ZS_FLAG_ON_TAPE) && !ctx->arena.fixed) t->grad = zs__galloc(ctx, bytes ? bytes : 4);
+        else t->grad = (float *)zs__arena_calloc(&ctx->arena, bytes);
+        if (!t->grad) zs__fail(ZS_ERR_NOMEM, "out of memory allocating a %zu-byte gradient", bytes);
     }
     return t->grad;
+}
+
+/* Runs the backward of every tape node from head down, returning each
+   node's gradient to the pool once its backward has run. */
+ZS__PRIV int zs__run_tape(zs_ctx *ctx, zs_tensor *head) {
+    zs_tensor *t;
+    int rc = ZS_OK;
+    for (t = head; t; t = t->tape_prev) {
+        if (!t->grad) continue;
+        if (t->backward && rc == ZS_OK) rc = t->backward(ctx, t);
+        if ((t->flags & ZS_FLAG_ON_TAPE) && !(t->flags & ZS_FLAG_PARAM)) {
+            if (!ctx->arena.fixed) zs__gfree(ctx, t->grad);
+            t->grad = NULL;
+        }
+    }
+    return rc;
 }
 
 /* Backward helpers report a failed gradient allocation through this. */
@@ -1798,7 +1879,6 @@ ZS__PRIV float *zs__grad(zs_ctx *ctx, zs_tensor *t) {
     } while (0)
 
 ZS__FN int zs_backward(zs_ctx *ctx, zs_tensor *loss) {
-    zs_tensor *t;
     float *g;
     int rc = ZS_OK;
     if (!ctx) return zs__fail(ZS_ERR_ARG, "zs_backward: NULL context");
@@ -1811,14 +1891,9 @@ ZS__FN int zs_backward(zs_ctx *ctx, zs_tensor *loss) {
     g = zs__grad(ctx, loss);
     if (!g) return ZS_ERR_NOMEM;
     g[0] += 1.0f;
-    for (t = ctx->tape; t; t = t->tape_prev) {
-        if (!t->grad || !t->backward) continue;
-        rc = t->backward(ctx, t);
-        if (rc != ZS_OK) break;
-    }
-    /* drop intermediate gradients so a second backward starts clean */
-    for (t = ctx->tape; t; t = t->tape_prev)
-        if (!(t->flags & ZS_FLAG_PARAM)) t->grad = NULL;
+    /* every intermediate gradient is returned as it dies, so a second
+       backward starts clean */
+    rc = zs__run_tape(ctx, ctx->tape);
     return rc;
 }
 
@@ -1828,7 +1903,7 @@ typedef struct zs__ckpt { zs_checkpoint_fn fn; void *user; uint64_t rng_counter;
 
 ZS__PRIV int zs__ckpt_bwd(zs_ctx *ctx, zs_tensor *out) {
     zs__ckpt *ck = (zs__ckpt *)out->saved;
-    zs_tensor *x = out->src[0], *xl, *y, *t;
+    zs_tensor *x = out->src[0], *xl, *y;
     zs_tensor *tape = ctx->tape;
     uint64_t ctr = ctx->rng_counter;
     int old_grad = ctx->grad_enabled, rc = ZS_OK;
@@ -1855,8 +1930,7 @@ ZS__PRIV int zs__ckpt_bwd(zs_ctx *ctx, zs_tensor *out) {
         if (!(gy = zs__grad(ctx, y))) rc = ZS_ERR_NOMEM;
         n = zs_numel(out);
         for (i = 0; rc == ZS_OK && i < n; i++) gy[i] += out->grad[i];
-        for (t = ctx->tape; rc == ZS_OK && t; t = t->tape_prev)
-            if (t->grad && t->backward) rc = t->backward(ctx, t);
+        rc = zs__run_tape(ctx, ctx->tape);
         if (rc == ZS_OK && gx && xl->grad) {
             n = zs_numel(x);
             for (i = 0; i < n; i++) gx[i] += xl->grad[i];
@@ -6571,7 +6645,7 @@ ZS__PRIV int zs__frobenius_bwd(zs_ctx *ctx, zs_tensor *out) {
 
 ZS__FN zs_tensor *zs_frobenius(zs_ctx *ctx, zs_tensor *a) {
     zs_tensor *t;
-    double s;
+    double s = 0;
     int rc;
     if (!zs__ok1(ctx, a, "zs_frobenius")) return NULL;
     a = zs__contig(ctx, a);
@@ -6614,7 +6688,7 @@ ZS__PRIV int zs__mse_bwd(zs_ctx *ctx, zs_tensor *out) {
 ZS__FN zs_tensor *zs_mse_loss(zs_ctx *ctx, zs_tensor *a, zs_tensor *target) {
     zs_tensor *t;
     zs__ls_pair_arg p;
-    double s;
+    double s = 0;
     int64_t n;
     int i, rc;
     if (!zs__ok2(ctx, a, target, "zs_mse_loss")) return NULL;

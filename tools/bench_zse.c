@@ -126,7 +126,7 @@ int main(int argc, char **argv) {
         }
         zs_optim_free(opt);
         res = median(t, reps);
-        unit = "s/step(8 images)";
+        unit = "s/step_of_8_images";
     } else {
         fprintf(stderr, "unknown part %s\n", part);
         return 2;

@@ -10,12 +10,16 @@ out=$(mktemp)
 for p in sa1 sa8 pair pair-nocache train train-ckpt; do
     "$B/bench_zse" --part "$p" --threads "$T" | tee -a "$out"
 done
-if /usr/bin/python3 -c "import torch" 2>/dev/null; then
-    /usr/bin/python3 tools/zsesbir_ref.py --bench > "$out.torch.json"
+# PyTorch in the same session; REUSE_TORCH=1 reuses build/bench_torch.json
+tj="$B/bench_torch.json"
+if [ "${REUSE_TORCH:-0}" = 1 ] && [ -s "$tj" ]; then
+    echo "reusing $tj"
+elif /usr/bin/python3 -c "import torch" 2>/dev/null; then
+    /usr/bin/python3 tools/zsesbir_ref.py --bench > "$tj"
 else
-    echo "python3-torch missing: PyTorch column skipped"; echo '{}' > "$out.torch.json"
+    echo "python3-torch missing: PyTorch column skipped"; echo '{}' > "$tj"
 fi
-/usr/bin/python3 - "$out" "$out.torch.json" <<'PY'
+/usr/bin/python3 - "$out" "$tj" <<'PY'
 import json, sys
 c = {}
 for line in open(sys.argv[1]):
@@ -45,4 +49,4 @@ for name, cp, tp in rows:
     else:
         print(f"| {name} | {ct:.4g} {unit} | - | - | {crss:.0f} MB | - |")
 PY
-rm -f "$out" "$out.torch.json"
+rm -f "$out"
