@@ -6174,8 +6174,8 @@ ZS__FN zs_tensor *zs_batch_norm(zs_ctx *ctx, zs_tensor *x, zs_tensor *w, zs_tens
      mse_loss       mean((a - t)^2) [F.mse_loss], shapes must be equal.
      triplet_loss   mean(max(0, d(a,p) - d(a,n) + margin)) [TripletMarginLoss,
                     p = 2, swap off], d = row_dist(eps). At exactly the hinge
-                    (argument == 0) the subgradient is 0 here; torch's
-                    clamp_min passes 1 there. Measure-zero either way.
+                    (argument == 0) the gradient passes, as torch's clamp_min
+                    backward does (mask x >= 0).
      cross_entropy  mean over B of logsumexp(x_i) - x_i[y_i]; labels outside
                     [0,C) are an error (no ignore_index).
      soft_cross_entropy  -sum(t * log_softmax(x)) / B. */
@@ -6765,7 +6765,7 @@ ZS__FN zs_tensor *zs_triplet_loss(zs_ctx *ctx, zs_tensor *anchor, zs_tensor *pos
         float l = (dp - dn) + margin; /* torch: margin + d_p - d_n */
         sv[r] = dp;
         sv[R + r] = dn;
-        sv[2 * R + r] = l > 0.0f ? 1.0f : 0.0f;
+        sv[2 * R + r] = l >= 0.0f ? 1.0f : 0.0f; /* torch clamp_min passes the gradient at 0 */
         if (l > 0.0f) s += l;
     }
     ((float *)t->data)[0] = (float)(s / (double)R);
@@ -7355,10 +7355,13 @@ ZS__PRIV size_t zs__utf8_check(const unsigned char *s, size_t n) {
    (an escape never decodes to more bytes than it occupies) and
    NUL-terminated, so names can point into the buffer. */
 
+/* A cursor over header text, shared by the JSON reader and the .npy header
+   (Python literal) reader; kind names the header in messages. */
 typedef struct zs__json {
     char *s;
     size_t n, p;
     const char *who;
+    const char *kind;
 } zs__json;
 
 ZS__PRIV int zs__jfail(zs__json *j, const char *fmt, ...)
@@ -7372,7 +7375,7 @@ ZS__PRIV int zs__jfail(zs__json *j, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return zs__fail(ZS_ERR_FORMAT, "%s: JSON header byte %zu: %s", j->who, j->p, msg);
+    return zs__fail(ZS_ERR_FORMAT, "%s: %s byte %zu: %s", j->who, j->kind, j->p, msg);
 }
 
 ZS__PRIV int zs__jpeek(const zs__json *j) { return j->p < j->n ? (unsigned char)j->s[j->p] : -1; }
@@ -7765,6 +7768,7 @@ ZS__PRIV int zs__st_parse(zs_safetensors *st, size_t hlen) {
     j.n = hlen;
     j.p = 0;
     j.who = st->who;
+    j.kind = "JSON header";
     bad = zs__utf8_check((const unsigned char *)st->hdr, hlen);
     if (bad != hlen) { j.p = bad; return zs__jfail(&j, "header is not valid UTF-8"); }
     if (zs__jpeek(&j) != '{') return zs__jfail(&j, "header does not start with '{'");
@@ -8240,45 +8244,19 @@ done:
 /* [impl:io] NumPy .npy                                                 */
 /* ==================================================================== */
 
-typedef struct zs__py {
-    const char *s;
-    size_t n, p;
-    const char *who;
-} zs__py;
-
-ZS__PRIV int zs__pyfail(zs__py *y, const char *fmt, ...)
-#if defined(__GNUC__) || defined(__clang__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-ZS__PRIV int zs__pyfail(zs__py *y, const char *fmt, ...) {
-    char msg[320];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return zs__fail(ZS_ERR_FORMAT, "%s: header byte %zu: %s", y->who, y->p, msg);
-}
-
-ZS__PRIV int zs__pypeek(const zs__py *y) { return y->p < y->n ? (unsigned char)y->s[y->p] : -1; }
-ZS__PRIV void zs__pyws(zs__py *y) {
-    int c;
-    while ((c = zs__pypeek(y)) == ' ' || c == '\t' || c == '\n' || c == '\r') y->p++;
-}
-
 /* a short Python string literal ('...' or "...", no escapes) into out */
-ZS__PRIV int zs__pystr(zs__py *y, char *out, size_t cap) {
-    int q = zs__pypeek(y), c;
+ZS__PRIV int zs__pystr(zs__json *y, char *out, size_t cap) {
+    int q = zs__jpeek(y), c;
     size_t k = 0;
-    if (q != '\'' && q != '"') return zs__pyfail(y, "expected a string");
+    if (q != '\'' && q != '"') return zs__jfail(y, "expected a string");
     y->p++;
     for (;;) {
-        c = zs__pypeek(y);
-        if (c < 0) return zs__pyfail(y, "unterminated string");
+        c = zs__jpeek(y);
+        if (c < 0) return zs__jfail(y, "unterminated string");
         if (c == q) { y->p++; break; }
-        if (c == '\\') return zs__pyfail(y, "escapes in strings are not supported");
-        if (c < 0x20 || c >= 0x7f) return zs__pyfail(y, "unexpected byte 0x%02x in a string", c);
-        if (k + 1 >= cap) return zs__pyfail(y, "string too long");
+        if (c == '\\') return zs__jfail(y, "escapes in strings are not supported");
+        if (c < 0x20 || c >= 0x7f) return zs__jfail(y, "unexpected byte 0x%02x in a string", c);
+        if (k + 1 >= cap) return zs__jfail(y, "string too long");
         out[k++] = (char)c;
         y->p++;
     }
@@ -8286,75 +8264,75 @@ ZS__PRIV int zs__pystr(zs__py *y, char *out, size_t cap) {
     return ZS_OK;
 }
 
-ZS__PRIV int zs__npy_parse(zs__py *y, int *ndim, int64_t *shape) {
+ZS__PRIV int zs__npy_parse(zs__json *y, int *ndim, int64_t *shape) {
     int got_descr = 0, got_fortran = 0, got_shape = 0, c, r;
     char key[32], descr[32];
-    zs__pyws(y);
-    if (zs__pypeek(y) != '{') return zs__pyfail(y, "header is not a dict");
+    zs__jws(y);
+    if (zs__jpeek(y) != '{') return zs__jfail(y, "header is not a dict");
     y->p++;
     for (;;) {
-        zs__pyws(y);
-        if (zs__pypeek(y) == '}') { y->p++; break; }
+        zs__jws(y);
+        if (zs__jpeek(y) == '}') { y->p++; break; }
         if ((r = zs__pystr(y, key, sizeof key)) != 0) return r;
-        zs__pyws(y);
-        if (zs__pypeek(y) != ':') return zs__pyfail(y, "expected ':' after '%s'", key);
+        zs__jws(y);
+        if (zs__jpeek(y) != ':') return zs__jfail(y, "expected ':' after '%s'", key);
         y->p++;
-        zs__pyws(y);
+        zs__jws(y);
         if (!strcmp(key, "descr")) {
-            if (got_descr++) return zs__pyfail(y, "duplicate key 'descr'");
-            if (zs__pypeek(y) == '[') return zs__pyfail(y, "structured dtype not supported (only '<f4')");
+            if (got_descr++) return zs__jfail(y, "duplicate key 'descr'");
+            if (zs__jpeek(y) == '[') return zs__jfail(y, "structured dtype not supported (only '<f4')");
             if ((r = zs__pystr(y, descr, sizeof descr)) != 0) return r;
             if (strcmp(descr, "<f4") != 0) {
-                if (!strcmp(descr, ">f4")) return zs__pyfail(y, "big-endian float32 ('>f4') not supported (only '<f4')");
-                if (descr[0] && descr[1] == 'O') return zs__pyfail(y, "object arrays ('%s') not supported (only '<f4')", descr);
-                return zs__pyfail(y, "dtype '%s' not supported (only '<f4' float32)", descr);
+                if (!strcmp(descr, ">f4")) return zs__jfail(y, "big-endian float32 ('>f4') not supported (only '<f4')");
+                if (descr[0] && descr[1] == 'O') return zs__jfail(y, "object arrays ('%s') not supported (only '<f4')", descr);
+                return zs__jfail(y, "dtype '%s' not supported (only '<f4' float32)", descr);
             }
         } else if (!strcmp(key, "fortran_order")) {
-            if (got_fortran++) return zs__pyfail(y, "duplicate key 'fortran_order'");
-            if (y->n - y->p >= 4 && !memcmp(y->s + y->p, "True", 4)) return zs__pyfail(y, "Fortran-order arrays not supported");
-            if (y->n - y->p < 5 || memcmp(y->s + y->p, "False", 5)) return zs__pyfail(y, "fortran_order must be True or False");
+            if (got_fortran++) return zs__jfail(y, "duplicate key 'fortran_order'");
+            if (y->n - y->p >= 4 && !memcmp(y->s + y->p, "True", 4)) return zs__jfail(y, "Fortran-order arrays not supported");
+            if (y->n - y->p < 5 || memcmp(y->s + y->p, "False", 5)) return zs__jfail(y, "fortran_order must be True or False");
             y->p += 5;
         } else if (!strcmp(key, "shape")) {
             int commas = 0;
-            if (got_shape++) return zs__pyfail(y, "duplicate key 'shape'");
-            if (zs__pypeek(y) != '(') return zs__pyfail(y, "shape is not a tuple");
+            if (got_shape++) return zs__jfail(y, "duplicate key 'shape'");
+            if (zs__jpeek(y) != '(') return zs__jfail(y, "shape is not a tuple");
             y->p++;
             *ndim = 0;
             for (;;) {
                 uint64_t d = 0;
-                zs__pyws(y);
-                c = zs__pypeek(y);
+                zs__jws(y);
+                c = zs__jpeek(y);
                 if (c == ')') { y->p++; break; }
-                if (c < '0' || c > '9') return zs__pyfail(y, "shape entry is not a non-negative integer");
-                if (*ndim == ZS_ST_MAX_DIMS) return zs__pyfail(y, "more than %d dimensions", ZS_ST_MAX_DIMS);
+                if (c < '0' || c > '9') return zs__jfail(y, "shape entry is not a non-negative integer");
+                if (*ndim == ZS_ST_MAX_DIMS) return zs__jfail(y, "more than %d dimensions", ZS_ST_MAX_DIMS);
                 if (c == '0' && y->p + 1 < y->n && y->s[y->p + 1] >= '0' && y->s[y->p + 1] <= '9')
-                    return zs__pyfail(y, "shape entry has a leading zero");
-                while ((c = zs__pypeek(y)) >= '0' && c <= '9') {
-                    if (d > ((uint64_t)INT64_MAX - (uint64_t)(c - '0')) / 10) return zs__pyfail(y, "dimension too large");
+                    return zs__jfail(y, "shape entry has a leading zero");
+                while ((c = zs__jpeek(y)) >= '0' && c <= '9') {
+                    if (d > ((uint64_t)INT64_MAX - (uint64_t)(c - '0')) / 10) return zs__jfail(y, "dimension too large");
                     d = d * 10 + (uint64_t)(c - '0');
                     y->p++;
                 }
                 if (c == 'L') y->p++; /* Python 2 long suffix */
                 shape[(*ndim)++] = (int64_t)d;
-                zs__pyws(y);
-                c = zs__pypeek(y);
+                zs__jws(y);
+                c = zs__jpeek(y);
                 if (c == ',') { y->p++; commas++; continue; }
-                if (c != ')') return zs__pyfail(y, "expected ',' or ')' in shape");
+                if (c != ')') return zs__jfail(y, "expected ',' or ')' in shape");
             }
-            if (*ndim == 1 && !commas) return zs__pyfail(y, "shape (n) is not a tuple: expected (n,)");
+            if (*ndim == 1 && !commas) return zs__jfail(y, "shape (n) is not a tuple: expected (n,)");
         } else {
-            return zs__pyfail(y, "unexpected key '%s'", key);
+            return zs__jfail(y, "unexpected key '%s'", key);
         }
-        zs__pyws(y);
-        c = zs__pypeek(y);
+        zs__jws(y);
+        c = zs__jpeek(y);
         if (c == ',') { y->p++; continue; }
         if (c == '}') { y->p++; break; }
-        return zs__pyfail(y, "expected ',' or '}'");
+        return zs__jfail(y, "expected ',' or '}'");
     }
-    zs__pyws(y);
-    if (y->p != y->n) return zs__pyfail(y, "unexpected characters after the dict");
+    zs__jws(y);
+    if (y->p != y->n) return zs__jfail(y, "unexpected characters after the dict");
     if (!got_descr || !got_fortran || !got_shape)
-        return zs__pyfail(y, "missing key '%s'", !got_descr ? "descr" : !got_fortran ? "fortran_order" : "shape");
+        return zs__jfail(y, "missing key '%s'", !got_descr ? "descr" : !got_fortran ? "fortran_order" : "shape");
     return ZS_OK;
 }
 
@@ -8365,7 +8343,7 @@ ZS__PRIV int zs__npy_read(zs__src *s, int *ndim, int64_t *shape, float **data) {
     uint64_t numel = 1, nbytes, avail;
     int r, i, nd = 0;
     int64_t sh[ZS_ST_MAX_DIMS];
-    zs__py y;
+    zs__json y;
     if (s->size < 10) return zs__fail(ZS_ERR_FORMAT, "%s: %llu bytes, too short for a .npy file", s->who, (unsigned long long)s->size);
     if ((r = zs__src_read(s, 0, pre, 10)) != 0) return r;
     if (memcmp(pre, "\x93NUMPY", 6) != 0) return zs__fail(ZS_ERR_FORMAT, "%s: not a .npy file (bad magic)", s->who);
@@ -8392,6 +8370,7 @@ ZS__PRIV int zs__npy_read(zs__src *s, int *ndim, int64_t *shape, float **data) {
     y.n = hlen;
     y.p = 0;
     y.who = s->who;
+    y.kind = "header";
     r = zs__npy_parse(&y, &nd, sh);
     zs__free(hdr, NULL);
     if (r) return r;

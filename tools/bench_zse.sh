@@ -26,7 +26,7 @@ for line in open(sys.argv[1]):
     kv = dict(x.split("=", 1) for x in line.split())
     c[kv["part"]] = (float(kv["median"]), kv["unit"], float(kv["peak_rss_mb"]))
 try:
-    tj = json.loads(open(sys.argv[2]).read().strip().splitlines()[-1])
+    tj = json.loads(open(sys.argv[2]).read())
 except Exception:
     tj = {}
 def best(part):
