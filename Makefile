@@ -1,5 +1,5 @@
 # zsesbir - build, test, benchmark.
-#   make test    all tests: SIMD and scalar builds, no-threads build, C++ build
+#   make test    all tests: SIMD, scalar, no-threads, C++ and -ffast-math builds
 #   make asan    the tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench   GEMM benchmark against OpenBLAS (installs libopenblas-dev if root)
 #   make bench-zse  ZSE-SBIR speed/memory against PyTorch on this machine
@@ -47,18 +47,23 @@ $(B)/nothreads/%: tests/%.c $(HDR) | $(B)
 $(B)/cpp/%: tests/%.c $(HDR) | $(B)
 	@mkdir -p $(B)/cpp
 	$(CXX) -x c++ -std=c++11 $(CFLAGS) $(WARN) -I. $< -o $@ $(LDLIBS)
+$(B)/fastmath/%: tests/%.c $(HDR) | $(B)
+	@mkdir -p $(B)/fastmath
+	$(CC) -std=c99 $(CFLAGS) -ffast-math $(WARN) -I. $< -o $@ $(LDLIBS)
 $(B)/asan/%: tests/%.c $(HDR) | $(B)
 	@mkdir -p $(B)/asan
 	$(CC) -std=c99 -O1 -g $(SIMD) -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer $(WARN) -I. $< -o $@ $(LDLIBS)
 
 TEST_BINS := $(addprefix $(B)/,$(TESTS)) $(addprefix $(B)/nosimd/,$(TESTS)) \
-             $(addprefix $(B)/nothreads/,$(TESTS)) $(addprefix $(B)/cpp/,$(TESTS))
+             $(addprefix $(B)/nothreads/,$(TESTS)) $(addprefix $(B)/cpp/,$(TESTS)) \
+             $(addprefix $(B)/fastmath/,$(TESTS))
 
 test: $(TEST_BINS)
 	@sh tests/run.sh $(foreach t,$(TESTS),simd:$(B)/$(t)) \
 	    $(foreach t,$(TESTS),scalar:$(B)/nosimd/$(t)) \
 	    $(foreach t,$(TESTS),nothreads:$(B)/nothreads/$(t)) \
-	    $(foreach t,$(TESTS),c++:$(B)/cpp/$(t))
+	    $(foreach t,$(TESTS),c++:$(B)/cpp/$(t)) \
+	    $(foreach t,$(TESTS),fastmath:$(B)/fastmath/$(t))
 
 asan: $(addprefix $(B)/asan/,$(TESTS))
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \

@@ -620,7 +620,7 @@ ZSDEF int zs_zse_config_parse(zs_zse_config *c, const char *text);
    first). rerank_k = 0: ret-token only; rerank_k >= n: pure RN ranking.
    gallery_emb [n,d] normalised embeddings; gallery_caches (zs_zse_cache) are
    needed only for the reranked items (may be NULL when rerank_k = 0).
-   hits[n] receives the full ranking. */
+   hits[n] receives the full ranking; items not reranked have rn_score -1. */
 typedef struct zs_hit { int index; float ret_dist; float rn_score; } zs_hit;
 ZSDEF int zs_zse_search(zs_ctx *ctx, zs_zse *m, const float *sketch_emb, const float *sketch_cache,
                         const float *gallery_emb, const float *const *gallery_caches, int n, int rerank_k,
@@ -2763,6 +2763,17 @@ ZS__PRIV int zs__sgemm(zs__pool *pool, int ta, int tb, int64_t M, int64_t N, int
    [-87, 88] (tested in tests/test_core.c); exp(x < -87.3) = 0 (expf gives
    subnormals there), exp(x > 88.7) = +Inf, NaN propagates. */
 
+/* Under -ffast-math the compiler may merge the two steps of the Cody-Waite
+   reduction x - n*C1 + n*C2 into one (x - n*(C1-C2)) and lose ~1e-5 of
+   accuracy; an empty asm that "modifies" r keeps them apart. */
+#if defined(__FAST_MATH__) && (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#define ZS__KEEP(v) __asm__("" : "+x"(v))
+#elif defined(__FAST_MATH__) && (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
+#define ZS__KEEP(v) __asm__("" : "+w"(v))
+#else
+#define ZS__KEEP(v) ((void)0)
+#endif
+
 #define ZS__EXP_HI 88.7228391f
 #define ZS__EXP_LO -87.3365447f
 
@@ -2775,6 +2786,7 @@ ZS__PRIV float zs__expf(float x) {
     if (x < ZS__EXP_LO) return 0.0f;
     n = floorf(x * 1.44269504088896341f + 0.5f);
     r = x - n * 0.693359375f;
+    ZS__KEEP(r);
     r = r + n * 2.12194440e-4f;
     p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -2798,6 +2810,7 @@ ZS__PRIV __m256 zs__vexp(__m256 x) {
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
     __m256 p, r2, s1, s2;
     __m256i e, e1, e2;
+    ZS__KEEP(r);
     r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
     p = _mm256_set1_ps(1.9875691500e-4f);
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
@@ -9298,7 +9311,7 @@ ZS__FN int zs_zse_search(zs_ctx *ctx, zs_zse *m, const float *q, const float *qc
         for (j = 0; j < D; j++) { double t = (double)q[j] - g[(size_t)i * D + j]; d += t * t; }
         hits[i].index = i;
         hits[i].ret_dist = (float)sqrt(d);
-        hits[i].rn_score = NAN;
+        hits[i].rn_score = -1.0f; /* not scored (RN scores lie in (0,1)); no NaN: -ffast-math safe */
     }
     qsort(hits, (size_t)n, sizeof(zs_hit), zs__hit_by_dist);
     if (k > n) k = n;
