@@ -59,6 +59,7 @@
         [api:io]         safetensors and .npy files
         [api:zse]        ZSE-SBIR model: config, weights, forward, training,
                          retrieval (embed, cached RN scoring, two-stage search)
+        [api:data]       retrieval metrics (SPEC 4), list files, datasets, sampler
       IMPLEMENTATION
         [impl:platform]  includes, TLS, allocator, SIMD vector macros
         [impl:errors]    thread-local last error
@@ -79,6 +80,7 @@
         [impl:optim]     optimisers
         [impl:io]        safetensors (JSON header parser) and .npy
         [impl:zse]       ZSE-SBIR model
+        [impl:data]      metrics, list files, datasets, sampler
       LICENCE
 */
 #ifndef ZSESBIR_H
@@ -625,6 +627,124 @@ typedef struct zs_hit { int index; float ret_dist; float rn_score; } zs_hit;
 ZSDEF int zs_zse_search(zs_ctx *ctx, zs_zse *m, const float *sketch_emb, const float *sketch_cache,
                         const float *gallery_emb, const float *const *gallery_caches, int n, int rerank_k,
                         zs_hit *hits);
+
+/* ==================================================================== */
+/* [api:data] retrieval metrics, list files, datasets, sampler          */
+/* ==================================================================== */
+/* -- retrieval metrics (SPEC section 4) --
+   Input: a distance matrix dist[n_query * n_gallery] (float32, row-major,
+   smaller = closer) and int32 class labels. For each query the gallery is
+   sorted by increasing distance; TIES are broken by the gallery index (the
+   lower index ranks first: a stable sort), so results never depend on the
+   sort implementation. A NaN distance is an error (ZS_ERR_ARG); +-inf is
+   fine. rel[k] = 1 when the k-th result has the query's label; P = number of
+   relevant gallery items. Everything is computed in double.
+
+   map_all  VOC all-point AP (tp/fp cumulative, rec = tp/P, prec = tp/(tp+fp),
+            precision made monotone from the right, sum of recall increase x
+            precision), averaged over the queries with P > 0 (a query with no
+            relevant item has AP = NaN and is ignored, like np.nanmean).
+   map_200  the same on the first min(200, n_gallery) results with
+            P = min(200, relevant count).
+   p_100/p_200  ZSE-SBIR release: mean of rel[0 .. K'-1], K' = min(K, P);
+            averaged over the queries with P > 0.
+   tcn_p_100/tcn_p_200  TCN release: sum(rel[0 .. K-1]) / min(K, n_gallery),
+            averaged over ALL queries (a query with no relevant item gives 0).
+   tcn_map  TCN release: the AP of map_all averaged per query class first
+            (over that class's queries with P > 0), then over the classes that
+            have at least one such query.
+   n_valid  number of queries with P > 0. When n_valid == 0 every ZSE value
+            and tcn_map is NaN (the call still returns ZS_OK).
+   The two P@K definitions differ when a query has fewer than K relevant
+   gallery items. Cost: one radix sort per query, single-threaded (1000 x 10000
+   in about 0.1 s on one core); extra memory O(ng + nq). */
+typedef struct zs_metrics {
+    double map_all, map_200, p_100, p_200;
+    double tcn_map, tcn_p_100, tcn_p_200;
+    int n_valid;
+} zs_metrics;
+ZSDEF int zs_eval_retrieval(const float *dist, int nq, int ng, const int32_t *q_labels,
+                            const int32_t *g_labels, zs_metrics *out);
+/* Fine-grained (instance-level): pair_index[q] is the gallery index of the
+   query's paired photo, or -1 when it has none (the query is then skipped).
+   acc1/acc10 = fraction of the paired queries whose photo ranks in the top 1 /
+   top 10 (same tie rule: a photo tied with a lower gallery index ranks after
+   it). NaN when no query has a pair. O(ng) per query, no sort. */
+ZSDEF int zs_eval_fine_grained(const float *dist, int nq, int ng, const int32_t *pair_index,
+                               double *acc1, double *acc10);
+/* VOC all-point AP of one ranked list: rel_sorted[k] != 0 when the k-th
+   result is relevant; P = number of relevant items in the whole gallery
+   (P <= 0 -> NaN). Items past n are never retrieved (recall stays < 1). */
+ZSDEF double zs_average_precision(const int8_t *rel_sorted, int n, int P);
+/* The stable ranking used above: order[0..ng-1] = gallery indices of one query
+   row by increasing distance, ties by index. ZS_ERR_ARG on NaN. */
+ZSDEF int zs_rank_gallery(const float *dist_row, int ng, int32_t *order);
+
+/* -- released split lists --
+   File lists: "relative/path label" a line; the label is the LAST
+   space-separated field (paths may contain spaces, e.g. TU-Berlin "hot air
+   balloon/..."), a non-negative decimal integer < 2^31. Class lists
+   (cname_cid.txt): "name id" a line, same rule. A trailing '\r' is stripped;
+   blank lines are skipped; lines longer than ZS_LIST_MAX_LINE bytes, a missing
+   or malformed label and a file that is not text (NUL byte) are ZS_ERR_FORMAT
+   with the file name and line number in zs_last_error(). */
+#define ZS_LIST_MAX_LINE 4096
+typedef struct zs_filelist {
+    int n;
+    char **path;     /* [n] NUL-terminated, owned */
+    int32_t *label;  /* [n] */
+    char *pool_;     /* private: string storage */
+} zs_filelist;
+ZSDEF int zs_filelist_read(const char *path, zs_filelist *out);
+ZSDEF void zs_filelist_free(zs_filelist *fl);
+
+/* -- datasets in the class-folder layout --
+      <root>/photo/<class>/<file>     <root>/sketch/<class>/<file>
+   Entries whose names start with '.' are ignored; only directories count as
+   classes and only regular files as items. Class ids: the class names sorted
+   by strcmp (byte order) when class_list is NULL; otherwise read from a
+   cname_cid.txt-style list whose ids must be exactly 0..n-1 (each once): then
+   only the listed classes are loaded, each must have a folder under photo/ or
+   sketch/, and other folders are ignored. Items are ordered by class id, then
+   by file name (strcmp), so every class is one contiguous range and the order
+   is the same on every machine. Every class starts SEEN.
+   Fine-grained pairs: sketch "<X>-<k>.<ext>" (k decimal) is paired with the
+   photo "<X>.<any ext>" of the same class: sketch_pair[i] = photo index or -1.
+   POSIX only (opendir/readdir/stat): ZS_ERR_UNSUPPORTED on _WIN32.
+   All memory is owned by the dataset; zs_dataset_free releases it (and is a
+   no-op on a zeroed or failed dataset). */
+typedef struct zs_dataset {
+    int n_classes;
+    char **class_name;          /* [n_classes], indexed by class id */
+    int32_t *photo_start, *photo_count;   /* [n_classes] ranges into photo_* */
+    int32_t *sketch_start, *sketch_count; /* [n_classes] ranges into sketch_* */
+    uint8_t *unseen;            /* [n_classes] 1 = unseen (test) class */
+    int n_seen, n_unseen;
+    int32_t *seen_class, *unseen_class;   /* class ids, increasing */
+    int n_photos, n_sketches;
+    char **photo_path, **sketch_path;     /* full paths "<root>/photo/<class>/<file>" */
+    int32_t *photo_label, *sketch_label;
+    int32_t *sketch_pair;       /* [n_sketches] paired photo index or -1 */
+    int n_paired;               /* sketches with a pair */
+} zs_dataset;
+ZSDEF int zs_dataset_open(zs_dataset *ds, const char *root, const char *class_list);
+/* Marks the classes named in a test-class list (one class name a line, as
+   ../splits/test_class_*.txt; names may contain spaces; '\r' and trailing
+   blanks stripped; blank lines skipped) unseen and all others seen. An unknown
+   or repeated name is ZS_ERR_FORMAT naming it and its line; the dataset is
+   then left unchanged. */
+ZSDEF int zs_dataset_set_unseen(zs_dataset *ds, const char *test_class_list);
+ZSDEF void zs_dataset_free(zs_dataset *ds);
+
+/* SPEC 1.5 training sample: picks 3 distinct SEEN classes c0, c1, c2
+   uniformly (c1 is drawn and discarded, as in the release) among the seen
+   classes that have at least one photo and one sketch, then
+   out[0] = s+ (sketch of c0), out[1] = p+ (photo of c0),
+   out[2] = s- (another sketch of c0: different from s+ when c0 has >= 2
+   sketches), out[3] = p- (photo of c2) - sketch/photo indices of ds.
+   Deterministic given *rng_state (splitmix64, advanced in place). ZS_ERR_STATE
+   when fewer than 3 seen classes are eligible. */
+ZSDEF int zs_sample_triplet(const zs_dataset *ds, uint64_t *rng_state, int32_t out[4]);
 
 #ifdef __cplusplus
 }
@@ -9332,6 +9452,672 @@ ZS__FN int zs_zse_search(zs_ctx *ctx, zs_zse *m, const float *q, const float *qc
     zs__free(sel, NULL);
     zs__free(sc, NULL);
     return rc;
+}
+
+/* ==================================================================== */
+/* [impl:data] retrieval metrics, list files, datasets, sampler         */
+/* ==================================================================== */
+
+#include <limits.h>
+#include <errno.h>
+#ifndef _WIN32
+#include <dirent.h>
+#include <sys/stat.h>
+#endif
+
+/* ---- metrics ------------------------------------------------------------ */
+
+/* Ranking: LSD radix sort (3 passes of 11 bits) of the distances mapped to
+   order-preserving unsigned keys. LSD radix sort is stable and the input is
+   in gallery order, so ties come out by increasing gallery index. -0.0 is
+   folded onto +0.0 (they compare equal as floats). */
+typedef struct zs__dkey { uint32_t k; int32_t i; } zs__dkey;
+
+ZS__PRIV uint32_t zs__float_key(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if (u == 0x80000000u) u = 0; /* -0.0 -> +0.0 */
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+/* keys and tmp: ng entries each; the result is in keys */
+ZS__PRIV int zs__rank_row(const float *row, int ng, zs__dkey *keys, zs__dkey *tmp, int q) {
+    uint32_t cnt[2048];
+    zs__dkey *out = keys;
+    int g, pass;
+    for (g = 0; g < ng; g++) {
+        if (row[g] != row[g]) return zs__fail(ZS_ERR_ARG, "distance [%d][%d] is NaN", q, g);
+        keys[g].k = zs__float_key(row[g]);
+        keys[g].i = g;
+    }
+    for (pass = 0; pass < 3; pass++) {
+        int shift = 11 * pass;
+        uint32_t sum = 0, first = (keys[0].k >> shift) & 2047u;
+        int same = 1;
+        zs__dkey *sw;
+        memset(cnt, 0, sizeof cnt);
+        for (g = 0; g < ng; g++) {
+            uint32_t d = (keys[g].k >> shift) & 2047u;
+            cnt[d]++;
+            same &= d == first;
+        }
+        if (same) continue; /* this digit is equal everywhere */
+        for (g = 0; g < 2048; g++) { uint32_t c = cnt[g]; cnt[g] = sum; sum += c; }
+        for (g = 0; g < ng; g++) tmp[cnt[(keys[g].k >> shift) & 2047u]++] = keys[g];
+        sw = keys; keys = tmp; tmp = sw;
+    }
+    if (keys != out) memcpy(out, keys, (size_t)ng * sizeof *keys);
+    return ZS_OK;
+}
+
+ZS__FN int zs_rank_gallery(const float *dist_row, int ng, int32_t *order) {
+    zs__dkey *keys;
+    size_t bytes;
+    int g, rc;
+    if (!dist_row || !order || ng <= 0) return zs__fail(ZS_ERR_ARG, "zs_rank_gallery: NULL argument or ng=%d", ng);
+    if (!zs__mul_ok((size_t)ng, 2 * sizeof *keys, &bytes)) return zs__fail(ZS_ERR_NOMEM, "zs_rank_gallery: size overflow");
+    keys = (zs__dkey *)zs__malloc(bytes, NULL);
+    if (!keys) return zs__fail(ZS_ERR_NOMEM, "zs_rank_gallery: out of memory (%zu bytes)", bytes);
+    rc = zs__rank_row(dist_row, ng, keys, keys + ng, 0);
+    if (rc == ZS_OK)
+        for (g = 0; g < ng; g++) order[g] = keys[g].i;
+    zs__free(keys, NULL);
+    return rc;
+}
+
+ZS__FN double zs_average_precision(const int8_t *rel, int n, int P) {
+    /* Backward pass: m = max over j >= k of prec[j] (precision made monotone
+       from the right); each relevant position raises recall by 1/P. */
+    int k, tp = 0;
+    double m = 0.0, ap = 0.0;
+    if (P <= 0 || n < 0 || (!rel && n > 0)) return NAN;
+    for (k = 0; k < n; k++) tp += rel[k] != 0;
+    for (k = n - 1; k >= 0; k--) {
+        double prec = (double)tp / (double)(k + 1);
+        if (prec > m) m = prec;
+        if (rel[k]) { ap += m; tp--; }
+    }
+    return ap / (double)P;
+}
+
+ZS__FN int zs_eval_retrieval(const float *dist, int nq, int ng, const int32_t *q_labels,
+                             const int32_t *g_labels, zs_metrics *out) {
+    zs__dkey *keys = NULL;
+    int8_t *rel = NULL;
+    int32_t *cls = NULL;  /* distinct query labels, sorted */
+    double *cls_sum = NULL;
+    int *cls_cnt = NULL;
+    int n_cls = 0, q, g, k, rc = ZS_OK, n200 = ng < 200 ? ng : 200;
+    double s_all = 0, s_200 = 0, s_p100 = 0, s_p200 = 0, t_p100 = 0, t_p200 = 0;
+    size_t bytes;
+    if (!out) return zs__fail(ZS_ERR_ARG, "zs_eval_retrieval: NULL output");
+    memset(out, 0, sizeof *out);
+    if (!dist || !q_labels || !g_labels) return zs__fail(ZS_ERR_ARG, "zs_eval_retrieval: NULL argument");
+    if (nq <= 0 || ng <= 0) return zs__fail(ZS_ERR_ARG, "zs_eval_retrieval: empty matrix %d x %d", nq, ng);
+    if (!zs__mul_ok((size_t)ng, 2 * sizeof *keys, &bytes)) return zs__fail(ZS_ERR_NOMEM, "zs_eval_retrieval: size overflow");
+    keys = (zs__dkey *)zs__malloc(bytes, NULL);
+    rel = (int8_t *)zs__malloc((size_t)ng, NULL);
+    cls = (int32_t *)zs__malloc((size_t)nq * sizeof *cls, NULL);
+    cls_sum = (double *)zs__malloc((size_t)nq * sizeof *cls_sum, NULL);
+    cls_cnt = (int *)zs__malloc((size_t)nq * sizeof *cls_cnt, NULL);
+    if (!keys || !rel || !cls || !cls_sum || !cls_cnt) { rc = zs__fail(ZS_ERR_NOMEM, "zs_eval_retrieval: out of memory"); goto done; }
+    /* distinct query classes, sorted (insertion into a sorted array) */
+    for (q = 0; q < nq; q++) {
+        int lo = 0, hi = n_cls;
+        while (lo < hi) { int mid = (lo + hi) / 2; if (cls[mid] < q_labels[q]) lo = mid + 1; else hi = mid; }
+        if (lo < n_cls && cls[lo] == q_labels[q]) continue;
+        memmove(cls + lo + 1, cls + lo, (size_t)(n_cls - lo) * sizeof *cls);
+        cls[lo] = q_labels[q];
+        n_cls++;
+    }
+    for (k = 0; k < n_cls; k++) { cls_sum[k] = 0; cls_cnt[k] = 0; }
+    for (q = 0; q < nq; q++) {
+        const float *row = dist + (size_t)q * (size_t)ng;
+        int P = 0, tp100 = 0, tp200 = 0, c, lo = 0, hi = n_cls;
+        rc = zs__rank_row(row, ng, keys, keys + ng, q);
+        if (rc != ZS_OK) goto done;
+        for (g = 0; g < ng; g++) {
+            rel[g] = (int8_t)(g_labels[keys[g].i] == q_labels[q]);
+            P += rel[g];
+        }
+        for (k = 0; k < ng && k < 200; k++) {
+            if (k < 100) tp100 += rel[k];
+            tp200 += rel[k];
+        }
+        /* TCN P@K: over all queries */
+        t_p100 += (double)tp100 / (double)(ng < 100 ? ng : 100);
+        t_p200 += (double)tp200 / (double)(ng < 200 ? ng : 200);
+        if (P == 0) continue;
+        out->n_valid++;
+        {
+            double ap = zs_average_precision(rel, ng, P);
+            int k1 = P < 100 ? P : 100, k2 = P < 200 ? P : 200, h1 = 0, h2 = 0;
+            s_all += ap;
+            s_200 += zs_average_precision(rel, n200, P < 200 ? P : 200);
+            for (k = 0; k < k2; k++) { if (k < k1) h1 += rel[k]; h2 += rel[k]; }
+            s_p100 += (double)h1 / (double)k1;
+            s_p200 += (double)h2 / (double)k2;
+            while (lo < hi) { int mid = (lo + hi) / 2; if (cls[mid] < q_labels[q]) lo = mid + 1; else hi = mid; }
+            c = lo;
+            cls_sum[c] += ap;
+            cls_cnt[c]++;
+        }
+    }
+    if (out->n_valid > 0) {
+        double nv = (double)out->n_valid, tm = 0;
+        int nc = 0;
+        out->map_all = s_all / nv;
+        out->map_200 = s_200 / nv;
+        out->p_100 = s_p100 / nv;
+        out->p_200 = s_p200 / nv;
+        for (k = 0; k < n_cls; k++)
+            if (cls_cnt[k]) { tm += cls_sum[k] / cls_cnt[k]; nc++; }
+        out->tcn_map = tm / nc;
+    } else {
+        out->map_all = out->map_200 = out->p_100 = out->p_200 = out->tcn_map = NAN;
+    }
+    out->tcn_p_100 = t_p100 / nq;
+    out->tcn_p_200 = t_p200 / nq;
+done:
+    zs__free(keys, NULL);
+    zs__free(rel, NULL);
+    zs__free(cls, NULL);
+    zs__free(cls_sum, NULL);
+    zs__free(cls_cnt, NULL);
+    return rc;
+}
+
+ZS__FN int zs_eval_fine_grained(const float *dist, int nq, int ng, const int32_t *pair_index,
+                                double *acc1, double *acc10) {
+    int q, g, n = 0, h1 = 0, h10 = 0;
+    if (!dist || !pair_index || !acc1 || !acc10) return zs__fail(ZS_ERR_ARG, "zs_eval_fine_grained: NULL argument");
+    *acc1 = *acc10 = NAN;
+    if (nq <= 0 || ng <= 0) return zs__fail(ZS_ERR_ARG, "zs_eval_fine_grained: empty matrix %d x %d", nq, ng);
+    for (q = 0; q < nq; q++)
+        if (pair_index[q] < -1 || pair_index[q] >= ng)
+            return zs__fail(ZS_ERR_ARG, "zs_eval_fine_grained: pair_index[%d] = %d outside -1..%d", q, (int)pair_index[q], ng - 1);
+    for (q = 0; q < nq; q++) {
+        const float *row = dist + (size_t)q * (size_t)ng;
+        int p = pair_index[q], rank = 0;
+        float dp;
+        for (g = 0; g < ng; g++)
+            if (row[g] != row[g]) return zs__fail(ZS_ERR_ARG, "distance [%d][%d] is NaN", q, g);
+        if (p < 0) continue;
+        dp = row[p];
+        for (g = 0; g < ng; g++) rank += row[g] < dp || (row[g] == dp && g < p);
+        n++;
+        h1 += rank < 1;
+        h10 += rank < 10;
+    }
+    if (n > 0) { *acc1 = (double)h1 / n; *acc10 = (double)h10 / n; }
+    return ZS_OK;
+}
+
+/* ---- list files ------------------------------------------------------------ */
+
+/* Reads a whole text file (at most 1 GiB) into a NUL-terminated buffer. */
+ZS__PRIV int zs__read_text(const char *path, char **buf, size_t *len) {
+    FILE *f;
+    size_t cap = 1 << 16, n = 0, got;
+    char *b, *nb;
+    *buf = NULL; *len = 0;
+    f = fopen(path, "rb");
+    if (!f) return zs__fail(ZS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    b = (char *)zs__malloc(cap, NULL);
+    if (!b) { fclose(f); return zs__fail(ZS_ERR_NOMEM, "%s: out of memory", path); }
+    for (;;) {
+        if (cap - n < 2) {
+            if (cap >= ((size_t)1 << 30)) { zs__free(b, NULL); fclose(f); return zs__fail(ZS_ERR_FORMAT, "%s: larger than 1 GiB", path); }
+            nb = (char *)zs__malloc(cap * 2, NULL);
+            if (!nb) { zs__free(b, NULL); fclose(f); return zs__fail(ZS_ERR_NOMEM, "%s: out of memory", path); }
+            memcpy(nb, b, n);
+            zs__free(b, NULL);
+            b = nb; cap *= 2;
+        }
+        got = fread(b + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+    }
+    if (ferror(f)) { zs__free(b, NULL); fclose(f); return zs__fail(ZS_ERR_IO, "%s: read error", path); }
+    fclose(f);
+    if (memchr(b, 0, n)) { zs__free(b, NULL); return zs__fail(ZS_ERR_FORMAT, "%s: not a text file (NUL byte)", path); }
+    b[n] = 0;
+    *buf = b; *len = n;
+    return ZS_OK;
+}
+
+/* Cuts the next line out of *pos (in place: the '\n' and a trailing '\r'
+   become NUL, trailing blanks are dropped). Returns NULL at the end, sets
+   *err when the line is longer than ZS_LIST_MAX_LINE. */
+ZS__PRIV char *zs__next_line(char **pos, char *end, int lineno, const char *path, int *err) {
+    char *s = *pos, *e, *t;
+    *err = ZS_OK;
+    if (s >= end) return NULL;
+    e = (char *)memchr(s, '\n', (size_t)(end - s));
+    if (!e) e = end;
+    *pos = e < end ? e + 1 : end;
+    if (e - s > ZS_LIST_MAX_LINE) {
+        *err = zs__fail(ZS_ERR_FORMAT, "%s:%d: line longer than %d bytes", path, lineno, ZS_LIST_MAX_LINE);
+        return NULL;
+    }
+    *e = 0;
+    t = e;
+    while (t > s && (t[-1] == '\r' || t[-1] == ' ' || t[-1] == '\t')) *--t = 0;
+    return s;
+}
+
+/* "name label": the label is the last blank-separated field. */
+ZS__PRIV int zs__split_label(char *line, int lineno, const char *path, int32_t *label) {
+    char *sp = line + strlen(line), *d, *t;
+    long long v = 0;
+    while (sp > line && sp[-1] != ' ' && sp[-1] != '\t') sp--;
+    if (sp == line) return zs__fail(ZS_ERR_FORMAT, "%s:%d: missing label (want \"name label\")", path, lineno);
+    d = sp;
+    if (!*d) return zs__fail(ZS_ERR_FORMAT, "%s:%d: missing label", path, lineno);
+    for (t = d; *t; t++) {
+        if (*t < '0' || *t > '9')
+            return zs__fail(ZS_ERR_FORMAT, "%s:%d: bad label \"%.40s\" (want a non-negative integer)", path, lineno, d);
+        v = v * 10 + (*t - '0');
+        if (v > INT32_MAX) return zs__fail(ZS_ERR_FORMAT, "%s:%d: label \"%.40s\" too large", path, lineno, d);
+    }
+    t = sp;
+    while (t > line && (t[-1] == ' ' || t[-1] == '\t')) *--t = 0;
+    if (t == line) return zs__fail(ZS_ERR_FORMAT, "%s:%d: missing name before the label", path, lineno);
+    *label = (int32_t)v;
+    return ZS_OK;
+}
+
+ZS__FN void zs_filelist_free(zs_filelist *fl) {
+    if (!fl) return;
+    zs__free(fl->path, NULL);
+    zs__free(fl->label, NULL);
+    zs__free(fl->pool_, NULL);
+    memset(fl, 0, sizeof *fl);
+}
+
+ZS__FN int zs_filelist_read(const char *path, zs_filelist *out) {
+    char *buf = NULL, *pos, *end, *line;
+    size_t len, cap = 0;
+    int rc, lineno = 0, err;
+    if (!out) return zs__fail(ZS_ERR_ARG, "zs_filelist_read: NULL output");
+    memset(out, 0, sizeof *out);
+    if (!path) return zs__fail(ZS_ERR_ARG, "zs_filelist_read: NULL path");
+    rc = zs__read_text(path, &buf, &len);
+    if (rc != ZS_OK) return rc;
+    out->pool_ = buf;
+    /* upper bound of entries: newlines + 1 */
+    for (pos = buf, end = buf + len; pos < end; pos++) cap += *pos == '\n';
+    cap++;
+    if (cap > (size_t)INT_MAX) { zs_filelist_free(out); return zs__fail(ZS_ERR_FORMAT, "%s: too many lines", path); }
+    out->path = (char **)zs__malloc(cap * sizeof(char *), NULL);
+    out->label = (int32_t *)zs__malloc(cap * sizeof(int32_t), NULL);
+    if (!out->path || !out->label) { zs_filelist_free(out); return zs__fail(ZS_ERR_NOMEM, "%s: out of memory", path); }
+    pos = buf;
+    while ((line = zs__next_line(&pos, end, ++lineno, path, &err)) != NULL) {
+        if (!*line) continue;
+        rc = zs__split_label(line, lineno, path, &out->label[out->n]);
+        if (rc != ZS_OK) { zs_filelist_free(out); return rc; }
+        out->path[out->n++] = line;
+    }
+    if (err != ZS_OK) { zs_filelist_free(out); return err; }
+    return ZS_OK;
+}
+
+/* ---- datasets ---------------------------------------------------------------- */
+
+/* zs__strdup comes from [impl:io] */
+ZS__PRIV int zs__strcmp_p(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+typedef struct zs__strvec { char **v; int n, cap; } zs__strvec;
+
+ZS__PRIV void zs__strvec_free(zs__strvec *s) {
+    int i;
+    for (i = 0; i < s->n; i++) zs__free(s->v[i], NULL);
+    zs__free(s->v, NULL);
+    s->v = NULL; s->n = s->cap = 0;
+}
+/* takes ownership of str (freed on failure) */
+ZS__PRIV int zs__strvec_push(zs__strvec *s, char *str) {
+    if (!str) return zs__fail(ZS_ERR_NOMEM, "dataset: out of memory");
+    if (s->n == s->cap) {
+        int nc = s->cap ? s->cap * 2 : 64;
+        char **nv;
+        if (s->cap > INT_MAX / 4) { zs__free(str, NULL); return zs__fail(ZS_ERR_NOMEM, "dataset: too many entries"); }
+        nv = (char **)zs__malloc((size_t)nc * sizeof(char *), NULL);
+        if (!nv) { zs__free(str, NULL); return zs__fail(ZS_ERR_NOMEM, "dataset: out of memory"); }
+        if (s->n) memcpy(nv, s->v, (size_t)s->n * sizeof(char *));
+        zs__free(s->v, NULL);
+        s->v = nv; s->cap = nc;
+    }
+    s->v[s->n++] = str;
+    return ZS_OK;
+}
+
+#ifndef _WIN32
+/* Sorted names of the sub-directories (want_dirs) or regular files of dir.
+   *exists = 0 (and ZS_OK) when dir does not exist. */
+ZS__PRIV int zs__list_dir(const char *dir, int want_dirs, zs__strvec *out, int *exists) {
+    DIR *d;
+    struct dirent *e;
+    char full[ZS_LIST_MAX_LINE + 1];
+    struct stat st;
+    int rc;
+    *exists = 1;
+    d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT || errno == ENOTDIR) { *exists = 0; return ZS_OK; }
+        return zs__fail(ZS_ERR_IO, "cannot open directory %s: %s", dir, strerror(errno));
+    }
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        if ((size_t)snprintf(full, sizeof full, "%s/%s", dir, e->d_name) >= sizeof full) {
+            closedir(d);
+            return zs__fail(ZS_ERR_FORMAT, "path %s/%s longer than %d bytes", dir, e->d_name, ZS_LIST_MAX_LINE);
+        }
+        if (stat(full, &st) != 0) continue; /* dangling link */
+        if (want_dirs ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) continue;
+        rc = zs__strvec_push(out, zs__strdup(e->d_name));
+        if (rc != ZS_OK) { closedir(d); return rc; }
+    }
+    closedir(d);
+    if (out->n > 1) qsort(out->v, (size_t)out->n, sizeof(char *), zs__strcmp_p);
+    return ZS_OK;
+}
+#endif
+
+ZS__FN void zs_dataset_free(zs_dataset *ds) {
+    int i;
+    if (!ds) return;
+    if (ds->class_name)
+        for (i = 0; i < ds->n_classes; i++) zs__free(ds->class_name[i], NULL);
+    if (ds->photo_path)
+        for (i = 0; i < ds->n_photos; i++) zs__free(ds->photo_path[i], NULL);
+    if (ds->sketch_path)
+        for (i = 0; i < ds->n_sketches; i++) zs__free(ds->sketch_path[i], NULL);
+    zs__free(ds->class_name, NULL);
+    zs__free(ds->photo_path, NULL);
+    zs__free(ds->sketch_path, NULL);
+    zs__free(ds->photo_start, NULL);
+    zs__free(ds->photo_count, NULL);
+    zs__free(ds->sketch_start, NULL);
+    zs__free(ds->sketch_count, NULL);
+    zs__free(ds->unseen, NULL);
+    zs__free(ds->seen_class, NULL);
+    zs__free(ds->unseen_class, NULL);
+    zs__free(ds->photo_label, NULL);
+    zs__free(ds->sketch_label, NULL);
+    zs__free(ds->sketch_pair, NULL);
+    memset(ds, 0, sizeof *ds);
+}
+
+typedef struct zs__stem { const char *s; size_t n; int32_t idx; } zs__stem;
+
+ZS__PRIV int zs__stem_cmp(const void *a, const void *b) {
+    const zs__stem *x = (const zs__stem *)a, *y = (const zs__stem *)b;
+    size_t m = x->n < y->n ? x->n : y->n;
+    int c = memcmp(x->s, y->s, m);
+    if (c) return c;
+    return (x->n > y->n) - (x->n < y->n);
+}
+
+ZS__PRIV const char *zs__basename(const char *p) {
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+/* stem of a file name: up to the last '.', without it */
+ZS__PRIV size_t zs__stem_len(const char *name) {
+    const char *dot = strrchr(name, '.');
+    return dot && dot != name ? (size_t)(dot - name) : strlen(name);
+}
+
+ZS__PRIV int zs__dataset_pairs(zs_dataset *ds) {
+    zs__stem *st;
+    int c, i;
+    st = (zs__stem *)zs__malloc((size_t)(ds->n_photos > 0 ? ds->n_photos : 1) * sizeof *st, NULL);
+    if (!st) return zs__fail(ZS_ERR_NOMEM, "dataset: out of memory (pairs)");
+    for (i = 0; i < ds->n_photos; i++) {
+        st[i].s = zs__basename(ds->photo_path[i]);
+        st[i].n = zs__stem_len(st[i].s);
+        st[i].idx = i;
+    }
+    for (c = 0; c < ds->n_classes; c++) {
+        zs__stem *base = st + ds->photo_start[c];
+        int np = ds->photo_count[c];
+        if (np > 1) qsort(base, (size_t)np, sizeof *st, zs__stem_cmp);
+        for (i = ds->sketch_start[c]; i < ds->sketch_start[c] + ds->sketch_count[c]; i++) {
+            zs__stem key, *hit;
+            const char *nm = zs__basename(ds->sketch_path[i]);
+            size_t n = zs__stem_len(nm), j = n;
+            ds->sketch_pair[i] = -1;
+            while (j > 0 && nm[j - 1] >= '0' && nm[j - 1] <= '9') j--;
+            if (j == n || j < 2 || nm[j - 1] != '-') continue; /* no "-<k>" suffix */
+            key.s = nm; key.n = j - 1; key.idx = 0;
+            hit = np > 0 ? (zs__stem *)bsearch(&key, base, (size_t)np, sizeof *st, zs__stem_cmp) : NULL;
+            if (hit) { ds->sketch_pair[i] = hit->idx; ds->n_paired++; }
+        }
+    }
+    zs__free(st, NULL);
+    return ZS_OK;
+}
+
+/* all classes seen */
+ZS__PRIV int zs__dataset_all_seen(zs_dataset *ds) {
+    int c, n = ds->n_classes > 0 ? ds->n_classes : 1;
+    ds->unseen = (uint8_t *)zs__malloc((size_t)n, NULL);
+    ds->seen_class = (int32_t *)zs__malloc((size_t)n * sizeof(int32_t), NULL);
+    ds->unseen_class = (int32_t *)zs__malloc(sizeof(int32_t), NULL);
+    if (!ds->unseen || !ds->seen_class || !ds->unseen_class) return zs__fail(ZS_ERR_NOMEM, "dataset: out of memory");
+    for (c = 0; c < ds->n_classes; c++) { ds->unseen[c] = 0; ds->seen_class[c] = c; }
+    ds->n_seen = ds->n_classes;
+    ds->n_unseen = 0;
+    return ZS_OK;
+}
+
+ZS__FN int zs_dataset_open(zs_dataset *ds, const char *root, const char *class_list) {
+#ifdef _WIN32
+    if (ds) memset(ds, 0, sizeof *ds);
+    (void)root; (void)class_list;
+    return zs__fail(ZS_ERR_UNSUPPORTED, "zs_dataset_open: directory listing needs POSIX (not available on Windows)");
+#else
+    zs__strvec names = {NULL, 0, 0}, ph = {NULL, 0, 0}, sk = {NULL, 0, 0}, files = {NULL, 0, 0};
+    zs__strvec pp = {NULL, 0, 0}, sp = {NULL, 0, 0};
+    zs_filelist cl;
+    char dir[ZS_LIST_MAX_LINE + 1];
+    int rc = ZS_OK, i, j, c, ex_p, ex_s, m;
+    memset(&cl, 0, sizeof cl);
+    if (!ds) return zs__fail(ZS_ERR_ARG, "zs_dataset_open: NULL dataset");
+    memset(ds, 0, sizeof *ds);
+    if (!root) return zs__fail(ZS_ERR_ARG, "zs_dataset_open: NULL root");
+    if ((size_t)snprintf(dir, sizeof dir, "%s/photo", root) >= sizeof dir) return zs__fail(ZS_ERR_ARG, "zs_dataset_open: root path too long");
+    if ((rc = zs__list_dir(dir, 1, &ph, &ex_p)) != ZS_OK) goto fail;
+    if (!ex_p) { rc = zs__fail(ZS_ERR_IO, "%s: no such directory", dir); goto fail; }
+    snprintf(dir, sizeof dir, "%s/sketch", root);
+    if ((rc = zs__list_dir(dir, 1, &sk, &ex_s)) != ZS_OK) goto fail;
+    if (!ex_s) { rc = zs__fail(ZS_ERR_IO, "%s: no such directory", dir); goto fail; }
+    if (class_list) {
+        /* names and ids from the list; ids exactly 0..n-1 */
+        if ((rc = zs_filelist_read(class_list, &cl)) != ZS_OK) goto fail;
+        if (cl.n == 0) { rc = zs__fail(ZS_ERR_FORMAT, "%s: no classes", class_list); goto fail; }
+        names.v = (char **)zs__malloc((size_t)cl.n * sizeof(char *), NULL);
+        if (!names.v) { rc = zs__fail(ZS_ERR_NOMEM, "dataset: out of memory"); goto fail; }
+        for (i = 0; i < cl.n; i++) names.v[i] = NULL;
+        names.n = names.cap = cl.n;
+        for (i = 0; i < cl.n; i++) {
+            int id = cl.label[i];
+            if (id >= cl.n) { rc = zs__fail(ZS_ERR_FORMAT, "%s: class \"%.200s\" has id %d outside 0..%d", class_list, cl.path[i], id, cl.n - 1); goto fail; }
+            if (names.v[id]) { rc = zs__fail(ZS_ERR_FORMAT, "%s: id %d given to both \"%.150s\" and \"%.150s\"", class_list, id, names.v[id], cl.path[i]); goto fail; }
+            for (j = 0; j < i; j++)
+                if (!strcmp(cl.path[j], cl.path[i])) { rc = zs__fail(ZS_ERR_FORMAT, "%s: class \"%.200s\" listed twice", class_list, cl.path[i]); goto fail; }
+            if (strchr(cl.path[i], '/')) { rc = zs__fail(ZS_ERR_FORMAT, "%s: class name \"%.200s\" contains '/'", class_list, cl.path[i]); goto fail; }
+            if (!(names.v[id] = zs__strdup(cl.path[i]))) { rc = zs__fail(ZS_ERR_NOMEM, "dataset: out of memory"); goto fail; }
+        }
+        for (i = 0; i < names.n; i++) {
+            int found = bsearch(&names.v[i], ph.v, (size_t)ph.n, sizeof(char *), zs__strcmp_p) != NULL ||
+                        bsearch(&names.v[i], sk.v, (size_t)sk.n, sizeof(char *), zs__strcmp_p) != NULL;
+            if (!found) { rc = zs__fail(ZS_ERR_FORMAT, "%s: class \"%.200s\" has no folder under %s/photo or %s/sketch", class_list, names.v[i], root, root); goto fail; }
+        }
+    } else {
+        /* union of the two sorted folder lists */
+        i = j = 0;
+        while (i < ph.n || j < sk.n) {
+            int cmp = i == ph.n ? 1 : j == sk.n ? -1 : strcmp(ph.v[i], sk.v[j]);
+            const char *nm = cmp <= 0 ? ph.v[i] : sk.v[j];
+            if ((rc = zs__strvec_push(&names, zs__strdup(nm))) != ZS_OK) goto fail;
+            if (cmp <= 0) i++;
+            if (cmp >= 0) j++;
+        }
+        if (names.n == 0) { rc = zs__fail(ZS_ERR_FORMAT, "%s: no class folders under photo/ or sketch/", root); goto fail; }
+    }
+    c = names.n;
+    ds->photo_start = (int32_t *)zs__malloc((size_t)c * sizeof(int32_t), NULL);
+    ds->photo_count = (int32_t *)zs__malloc((size_t)c * sizeof(int32_t), NULL);
+    ds->sketch_start = (int32_t *)zs__malloc((size_t)c * sizeof(int32_t), NULL);
+    ds->sketch_count = (int32_t *)zs__malloc((size_t)c * sizeof(int32_t), NULL);
+    if (!ds->photo_start || !ds->photo_count || !ds->sketch_start || !ds->sketch_count) { rc = zs__fail(ZS_ERR_NOMEM, "dataset: out of memory"); goto fail; }
+    for (m = 0; m < 2; m++) {
+        zs__strvec *dst = m == 0 ? &pp : &sp;
+        const char *kind = m == 0 ? "photo" : "sketch";
+        int32_t *start = m == 0 ? ds->photo_start : ds->sketch_start, *count = m == 0 ? ds->photo_count : ds->sketch_count;
+        for (i = 0; i < c; i++) {
+            int ex;
+            if ((size_t)snprintf(dir, sizeof dir, "%s/%s/%s", root, kind, names.v[i]) >= sizeof dir) { rc = zs__fail(ZS_ERR_FORMAT, "path %s/%s/%s too long", root, kind, names.v[i]); goto fail; }
+            if ((rc = zs__list_dir(dir, 0, &files, &ex)) != ZS_OK) goto fail;
+            start[i] = dst->n;
+            for (j = 0; j < files.n; j++) {
+                size_t need = strlen(dir) + strlen(files.v[j]) + 2;
+                char *p;
+                if (need > ZS_LIST_MAX_LINE) { rc = zs__fail(ZS_ERR_FORMAT, "path %s/%s too long", dir, files.v[j]); goto fail; }
+                p = (char *)zs__malloc(need, NULL);
+                if (p) {
+                    size_t ld = strlen(dir);
+                    memcpy(p, dir, ld);
+                    p[ld] = '/';
+                    memcpy(p + ld + 1, files.v[j], need - ld - 1);
+                }
+                if ((rc = zs__strvec_push(dst, p)) != ZS_OK) goto fail;
+            }
+            count[i] = dst->n - start[i];
+            zs__strvec_free(&files);
+        }
+    }
+    ds->n_classes = c;
+    ds->class_name = names.v; names.v = NULL; names.n = 0;
+    ds->n_photos = pp.n; ds->photo_path = pp.v; pp.v = NULL; pp.n = 0;
+    ds->n_sketches = sp.n; ds->sketch_path = sp.v; sp.v = NULL; sp.n = 0;
+    ds->photo_label = (int32_t *)zs__malloc((size_t)(ds->n_photos + 1) * sizeof(int32_t), NULL);
+    ds->sketch_label = (int32_t *)zs__malloc((size_t)(ds->n_sketches + 1) * sizeof(int32_t), NULL);
+    ds->sketch_pair = (int32_t *)zs__malloc((size_t)(ds->n_sketches + 1) * sizeof(int32_t), NULL);
+    if (!ds->photo_label || !ds->sketch_label || !ds->sketch_pair) { rc = zs__fail(ZS_ERR_NOMEM, "dataset: out of memory"); goto fail; }
+    for (i = 0; i < c; i++) {
+        for (j = 0; j < ds->photo_count[i]; j++) ds->photo_label[ds->photo_start[i] + j] = i;
+        for (j = 0; j < ds->sketch_count[i]; j++) ds->sketch_label[ds->sketch_start[i] + j] = i;
+    }
+    if ((rc = zs__dataset_pairs(ds)) != ZS_OK) goto fail;
+    if ((rc = zs__dataset_all_seen(ds)) != ZS_OK) goto fail;
+    zs__strvec_free(&ph); zs__strvec_free(&sk);
+    zs_filelist_free(&cl);
+    return ZS_OK;
+fail:
+    zs__strvec_free(&names); zs__strvec_free(&ph); zs__strvec_free(&sk);
+    zs__strvec_free(&files); zs__strvec_free(&pp); zs__strvec_free(&sp);
+    zs_filelist_free(&cl);
+    zs_dataset_free(ds);
+    return rc;
+#endif
+}
+
+ZS__FN int zs_dataset_set_unseen(zs_dataset *ds, const char *path) {
+    char *buf = NULL, *pos, *end, *line;
+    size_t len;
+    int rc, lineno = 0, err, c, ns = 0, nu = 0;
+    uint8_t *flag = NULL;
+    int32_t *seen = NULL, *uns = NULL;
+    if (!ds || !path) return zs__fail(ZS_ERR_ARG, "zs_dataset_set_unseen: NULL argument");
+    if (ds->n_classes <= 0 || !ds->unseen) return zs__fail(ZS_ERR_STATE, "zs_dataset_set_unseen: dataset not open");
+    if ((rc = zs__read_text(path, &buf, &len)) != ZS_OK) return rc;
+    flag = (uint8_t *)zs__malloc((size_t)ds->n_classes, NULL);
+    seen = (int32_t *)zs__malloc((size_t)ds->n_classes * sizeof(int32_t), NULL);
+    uns = (int32_t *)zs__malloc((size_t)ds->n_classes * sizeof(int32_t), NULL);
+    if (!flag || !seen || !uns) { rc = zs__fail(ZS_ERR_NOMEM, "zs_dataset_set_unseen: out of memory"); goto fail; }
+    memset(flag, 0, (size_t)ds->n_classes);
+    pos = buf; end = buf + len;
+    while ((line = zs__next_line(&pos, end, ++lineno, path, &err)) != NULL) {
+        if (!*line) continue;
+        for (c = 0; c < ds->n_classes; c++)
+            if (!strcmp(ds->class_name[c], line)) break;
+        if (c == ds->n_classes) { rc = zs__fail(ZS_ERR_FORMAT, "%s:%d: unknown class \"%.200s\"", path, lineno, line); goto fail; }
+        if (flag[c]) { rc = zs__fail(ZS_ERR_FORMAT, "%s:%d: class \"%.200s\" listed twice", path, lineno, line); goto fail; }
+        flag[c] = 1;
+    }
+    if (err != ZS_OK) { rc = err; goto fail; }
+    for (c = 0; c < ds->n_classes; c++) {
+        if (flag[c]) uns[nu++] = c;
+        else seen[ns++] = c;
+    }
+    zs__free(ds->unseen, NULL); zs__free(ds->seen_class, NULL); zs__free(ds->unseen_class, NULL);
+    ds->unseen = flag; ds->seen_class = seen; ds->unseen_class = uns;
+    ds->n_seen = ns; ds->n_unseen = nu;
+    zs__free(buf, NULL);
+    return ZS_OK;
+fail:
+    zs__free(buf, NULL); zs__free(flag, NULL); zs__free(seen, NULL); zs__free(uns, NULL);
+    return rc;
+}
+
+/* splitmix64 (Steele, Lea, Flood 2014) */
+ZS__PRIV uint64_t zs__splitmix_next(uint64_t *state) {
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+/* uniform in [0, n), n >= 1 (multiply-shift; bias < n / 2^32) */
+ZS__PRIV int32_t zs__rand_below(uint64_t *state, int32_t n) {
+    return (int32_t)(((zs__splitmix_next(state) >> 32) * (uint64_t)n) >> 32);
+}
+
+ZS__FN int zs_sample_triplet(const zs_dataset *ds, uint64_t *rng_state, int32_t out[4]) {
+    int32_t n_el = 0, pick[3], cls[3];
+    int i, k;
+    if (!ds || !rng_state || !out) return zs__fail(ZS_ERR_ARG, "zs_sample_triplet: NULL argument");
+    if (!ds->seen_class) return zs__fail(ZS_ERR_STATE, "zs_sample_triplet: dataset not open");
+    for (i = 0; i < ds->n_seen; i++) {
+        int c = ds->seen_class[i];
+        n_el += ds->photo_count[c] > 0 && ds->sketch_count[c] > 0;
+    }
+    if (n_el < 3) return zs__fail(ZS_ERR_STATE, "zs_sample_triplet: %d seen classes with photos and sketches (need 3)", (int)n_el);
+    /* 3 distinct ranks among the eligible classes */
+    pick[0] = zs__rand_below(rng_state, n_el);
+    pick[1] = zs__rand_below(rng_state, n_el - 1);
+    if (pick[1] >= pick[0]) pick[1]++;
+    pick[2] = zs__rand_below(rng_state, n_el - 2);
+    { /* skip the two taken ranks, lower one first */
+        int32_t lo = pick[0] < pick[1] ? pick[0] : pick[1], hi = pick[0] < pick[1] ? pick[1] : pick[0];
+        if (pick[2] >= lo) pick[2]++;
+        if (pick[2] >= hi) pick[2]++;
+    }
+    for (k = 0; k < 3; k++) {
+        int32_t r = pick[k], c = -1;
+        for (i = 0; i < ds->n_seen; i++) {
+            c = ds->seen_class[i];
+            if (ds->photo_count[c] > 0 && ds->sketch_count[c] > 0 && r-- == 0) break;
+        }
+        cls[k] = c;
+    }
+    {
+        int32_t c0 = cls[0], c2 = cls[2], ns = ds->sketch_count[c0];
+        int32_t a = zs__rand_below(rng_state, ns), b;
+        out[0] = ds->sketch_start[c0] + a;
+        out[1] = ds->photo_start[c0] + zs__rand_below(rng_state, ds->photo_count[c0]);
+        if (ns >= 2) { b = zs__rand_below(rng_state, ns - 1); if (b >= a) b++; }
+        else b = a;
+        out[2] = ds->sketch_start[c0] + b;
+        out[3] = ds->photo_start[c2] + zs__rand_below(rng_state, ds->photo_count[c2]);
+    }
+    return ZS_OK;
 }
 
 #endif /* ZSESBIR_IMPLEMENTATION_DONE */
