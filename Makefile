@@ -19,7 +19,7 @@ B       := build
 TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 HDR     := zsesbir.h $(wildcard dev/*.h) $(wildcard tests/*.h)
 
-.PHONY: all test asan bench bench-zse demo parity clean
+.PHONY: all test asan bench bench-zse demo parity deps clean
 
 all: zsesbir $(B)/demo
 
@@ -41,9 +41,11 @@ $(B)/%: tests/%.c $(HDR) | $(B)
 $(B)/nosimd/%: tests/%.c $(HDR) | $(B)
 	@mkdir -p $(B)/nosimd
 	$(CC) -std=c99 $(OPT) -DZSESBIR_NO_SIMD $(WARN) -I. $< -o $@ $(LDLIBS)
+# the no-threads build also leaves stb_image out (ZT_NO_STB), so the
+# PPM-only image path stays tested on machines that have libstb-dev
 $(B)/nothreads/%: tests/%.c $(HDR) | $(B)
 	@mkdir -p $(B)/nothreads
-	$(CC) -std=c99 $(CFLAGS) -DZSESBIR_NO_THREADS $(WARN) -I. $< -o $@ -lm
+	$(CC) -std=c99 $(CFLAGS) -DZSESBIR_NO_THREADS -DZT_NO_STB $(WARN) -I. $< -o $@ -lm
 $(B)/cpp/%: tests/%.c $(HDR) | $(B)
 	@mkdir -p $(B)/cpp
 	$(CXX) -x c++ -std=c++11 $(CFLAGS) $(WARN) -I. $< -o $@ $(LDLIBS)
@@ -98,6 +100,14 @@ parity: $(B)/parity_zse
 	    echo "make parity needs PyTorch: apt-get install -y python3-torch python3-numpy"; exit 1; }
 	@[ -f $(B)/parity_full.safetensors ] || /usr/bin/python3 tools/zsesbir_ref.py --parity $(B)/parity_full.safetensors
 	$(B)/parity_zse $(B)/parity_full.safetensors
+
+# optional stb_image (PNG/JPEG) support: install libstb-dev when root, else report
+deps:
+	@if [ -f /usr/include/stb/stb_image.h ] || [ -f /usr/include/stb_image.h ]; then echo "libstb-dev: present"; \
+	elif [ "$$(id -u)" = 0 ]; then echo "installing libstb-dev"; \
+	    (apt-get install -y -qq libstb-dev >/dev/null 2>&1 || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq libstb-dev >/dev/null 2>&1)) \
+	    && echo "libstb-dev: installed" || echo "libstb-dev: could not install; PNG/JPEG tests will be skipped"; \
+	else echo "libstb-dev missing (apt-get install libstb-dev): PNG/JPEG tests will be skipped"; fi
 
 clean:
 	rm -rf $(B) zsesbir

@@ -47,6 +47,12 @@
       ZSESBIR_NO_SIMD       scalar kernels only (no AVX2/FMA or NEON paths)
       ZSESBIR_NO_THREADS    no POSIX threads; everything runs on the caller
       ZS_MAX_THREADS        upper bound of the thread pool (default 64)
+      ZSESBIR_STB_IMAGE     read PNG/JPEG/BMP and write PNG through stb_image.h /
+                            stb_image_write.h (Debian: libstb-dev); without it
+                            only PPM/PGM are read and PPM written
+      ZSESBIR_STB_IMAGE_IMPLEMENTATION
+                            also compile the stb implementations here (leave it
+                            out if your program already has them)
 
    TABLE OF CONTENTS (search for the banner text)
       API
@@ -60,6 +66,8 @@
         [api:zse]        ZSE-SBIR model: config, weights, forward, training,
                          retrieval (embed, cached RN scoring, two-stage search)
         [api:data]       retrieval metrics (SPEC 4), list files, datasets, sampler
+        [api:image]      images (PPM/PGM; PNG/JPEG/BMP with ZSESBIR_STB_IMAGE),
+                         PIL/OpenCV-exact resizing, pre-processing (SPEC 3)
       IMPLEMENTATION
         [impl:platform]  includes, TLS, allocator, SIMD vector macros
         [impl:errors]    thread-local last error
@@ -81,6 +89,7 @@
         [impl:io]        safetensors (JSON header parser) and .npy
         [impl:zse]       ZSE-SBIR model
         [impl:data]      metrics, list files, datasets, sampler
+        [impl:image]     image files, resizing, pre-processing
       LICENCE
 */
 #ifndef ZSESBIR_H
@@ -746,6 +755,99 @@ ZSDEF void zs_dataset_free(zs_dataset *ds);
    when fewer than 3 seen classes are eligible. */
 ZSDEF int zs_sample_triplet(const zs_dataset *ds, uint64_t *rng_state, int32_t out[4]);
 
+/* ==================================================================== */
+/* [api:image] images, file I/O, pre-processing (SPEC 3)                */
+/* ==================================================================== */
+/* 8-bit RGB images, row-major, w*h*3 bytes (pixel (x,y) channel c at
+   rgb[(y*w + x)*3 + c]). rgb is allocated with ZS_MALLOC(.., NULL); release
+   it with zs_image_free. Images are limited to ZS_IMAGE_MAX_DIM pixels on
+   each side.
+
+   Formats. Binary PPM (P6) and PGM (P5) are always supported (maxval
+   1..255, '#' comments in the header; 16-bit files are rejected with
+   ZS_ERR_UNSUPPORTED; grayscale becomes RGB with three equal channels;
+   samples are rescaled to 0..255 when maxval < 255). PNG, JPEG, BMP (and
+   the other formats of stb_image) are read when the implementation is
+   compiled with ZSESBIR_STB_IMAGE defined: zsesbir then includes
+   <stb_image.h> (and <stb_image_write.h> for zs_image_save_png), found as
+   <stb_image.h> when that name is on the include path (e.g.
+   -I/usr/include/stb with Debian's libstb-dev, or a vendored copy), else
+   as <stb/stb_image.h> (Debian's default location). Grayscale, RGBA and
+   palette images become RGB (alpha is dropped). zsesbir does not define
+   STB_IMAGE_IMPLEMENTATION itself: either the program compiles stb_image
+   (and stb_image_write) elsewhere, or it also defines
+   ZSESBIR_STB_IMAGE_IMPLEMENTATION, and zsesbir then defines
+   STB_IMAGE_IMPLEMENTATION and STB_IMAGE_WRITE_IMPLEMENTATION before its
+   includes (the stb functions stay extern even under ZSESBIR_STATIC: the
+   Debian stb_image.h with STB_IMAGE_STATIC warns about a declared-but-never-
+   defined static function; define STB_IMAGE_STATIC yourself if you want it).
+   Example (Debian, libstb-dev):
+       #define ZSESBIR_IMPLEMENTATION
+       #define ZSESBIR_STB_IMAGE
+       #define ZSESBIR_STB_IMAGE_IMPLEMENTATION
+       #include "zsesbir.h"
+   and no extra compiler flags (or -I/usr/include/stb). Without ZSESBIR_STB_IMAGE those formats fail with
+   ZS_ERR_UNSUPPORTED and a message saying to define it.
+
+   Pre-processing (SPEC section 3), each writing a float tensor [3, size, size]
+   (channel-major, PyTorch layout) that the caller provides:
+     zs_preprocess_photo   ZSE-SBIR photo: PIL bicubic resize to size x size,
+                           (v/255 - 0.5)/0.5.
+     zs_preprocess_sketch  ZSE-SBIR sketch: ink (R+G+B <= 300) bounding box,
+                           crop with a 10 px margin (end exclusive), OpenCV
+                           INTER_LINEAR resize so the long side is `size`,
+                           pad with the resized image's maximum value, then
+                           as photos. No ink: ZS_ERR_ARG ("no ink").
+     zs_preprocess_tcn     TCN: PIL bicubic resize, ImageNet mean/std.
+   Resizers:
+     zs_image_resize_bicubic_pil  what Pillow (7..10) Image.resize((w,h))
+       does for RGB images by default (Resampling.BICUBIC, a = -0.5, support
+       scaled by the downscale factor = antialiasing; separable, horizontal
+       pass first into 8 bits, then vertical; 22-bit fixed-point weights).
+       Bit-exact with Pillow 9.4 on the tested images.
+     zs_image_resize_linear_cv    OpenCV cv::resize(INTER_LINEAR) on CV_8UC3:
+       half-pixel centres, clamped borders, no antialiasing, 11-bit
+       fixed-point weights; the vertical pass follows OpenCV's 128-bit SIMD
+       kernel (VResizeLinearVec_32s8u) for the elements it covers and the
+       scalar rounding for the rest. (OpenCV switches an exact 2x shrink in
+       both directions to INTER_AREA; for 8-bit data that gives the same
+       bytes as this formula, (a+b+c+d+2)>>2, so it needs no special case.)
+       Checked against a
+       numpy re-implementation (tools/preprocess_ref.py); OpenCV itself was
+       not available, so agreement with real OpenCV is by construction only
+       (differences, if any, are expected to be at most 1/255). */
+#define ZS_IMAGE_MAX_DIM 16384
+
+typedef struct zs_image {
+    int w, h;
+    unsigned char *rgb; /* w*h*3 bytes */
+} zs_image;
+
+/* Allocates an uninitialised w x h image (1..ZS_IMAGE_MAX_DIM each side). */
+ZSDEF int zs_image_alloc(zs_image *im, int w, int h);
+/* Frees im->rgb and zeroes *im. NULL and zeroed images are fine. */
+ZSDEF void zs_image_free(zs_image *im);
+/* Reads an image; format from the magic bytes (see above). *out is zeroed on failure. */
+ZSDEF int zs_image_load(const char *path, zs_image *out);
+ZSDEF int zs_image_load_memory(const void *buf, size_t n, zs_image *out);
+/* Binary PPM (P6, maxval 255). */
+ZSDEF int zs_image_save_ppm(const char *path, const zs_image *im);
+/* PNG via stb_image_write; ZS_ERR_UNSUPPORTED without ZSESBIR_STB_IMAGE. */
+ZSDEF int zs_image_save_png(const char *path, const zs_image *im);
+
+/* Resize to w x h (new image in *out, zeroed on failure). */
+ZSDEF int zs_image_resize_bicubic_pil(const zs_image *in, int w, int h, zs_image *out);
+ZSDEF int zs_image_resize_linear_cv(const zs_image *in, int w, int h, zs_image *out);
+
+/* The 8-bit size x size sketch of SPEC 3 before normalisation (crop, resize,
+   pad). box, when not NULL, receives the crop {x0, y0, x1, y1} (ends exclusive). */
+ZSDEF int zs_sketch_prepare(const zs_image *im, int size, zs_image *out, int box[4]);
+/* 8-bit w x h image -> float [3,h,w] (caller's buffer), (v/255 - mean[c])/std[c]. */
+ZSDEF int zs_image_normalize(const zs_image *im, const float mean[3], const float std_[3], float *out);
+ZSDEF int zs_preprocess_photo(const zs_image *im, int size, float *out);
+ZSDEF int zs_preprocess_sketch(const zs_image *im, int size, float *out);
+ZSDEF int zs_preprocess_tcn(const zs_image *im, int size, float *out);
+
 #ifdef __cplusplus
 }
 #endif
@@ -904,6 +1006,13 @@ ZS__PRIV void *zs__malloc(size_t n, void *user) { return ZS_MALLOC(n, user); }
 ZS__PRIV void zs__free(void *p, void *user) { if (p) ZS_FREE(p, user); }
 
 /* overflow-checked size arithmetic: returns 0 on overflow */
+/* NaN by bits, so the check survives -ffast-math (which folds x != x to 0). */
+ZS__PRIV int zs__isnan_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return (u & 0x7fffffffu) > 0x7f800000u;
+}
+
 ZS__PRIV int zs__mul_ok(size_t a, size_t b, size_t *out) {
     if (a != 0 && b > SIZE_MAX / a) return 0;
     *out = a * b;
@@ -7727,6 +7836,7 @@ struct zs_safetensors {
     zs_st_info **by_name; /* sorted by name */
     zs__st_meta *meta;    /* sorted by key */
     int n_meta, cap_meta;
+    void *owned;          /* whole-file buffer freed on close (converted inputs) */
 };
 
 ZS__PRIV int zs__st_cmp_info_name(const void *a, const void *b) {
@@ -7974,6 +8084,7 @@ ZS__FN void zs_st_close(zs_safetensors *st) {
     zs__free(st->t, NULL);
     zs__free(st->by_name, NULL);
     zs__free(st->meta, NULL);
+    zs__free(st->owned, NULL);
     zs__free(st, NULL);
 }
 
@@ -8037,6 +8148,16 @@ ZS__FN zs_safetensors *zs_st_open_memory(const void *buf, size_t n) {
     if (!buf && n) { zs__fail(ZS_ERR_ARG, "zs_st_open_memory: NULL buffer"); return NULL; }
     st = zs__st_new("zs_st_open_memory", "<memory>");
     if (!st) return NULL;
+    zs__src_memory(&st->src, buf ? buf : "", n, st->who);
+    return zs__st_load(st);
+}
+
+/* Takes ownership of buf (a whole safetensors file from zs__malloc), also on
+   failure; for readers that convert other formats (e.g. .pth) in memory. */
+ZS__PRIV zs_safetensors *zs__st_open_owned(void *buf, size_t n, const char *label) {
+    zs_safetensors *st = zs__st_new("zs_st_open", label);
+    if (!st) { zs__free(buf, NULL); return NULL; }
+    st->owned = buf;
     zs__src_memory(&st->src, buf ? buf : "", n, st->who);
     return zs__st_load(st);
 }
@@ -9486,7 +9607,7 @@ ZS__PRIV int zs__rank_row(const float *row, int ng, zs__dkey *keys, zs__dkey *tm
     zs__dkey *out = keys;
     int g, pass;
     for (g = 0; g < ng; g++) {
-        if (row[g] != row[g]) return zs__fail(ZS_ERR_ARG, "distance [%d][%d] is NaN", q, g);
+        if (zs__isnan_bits(row[g])) return zs__fail(ZS_ERR_ARG, "distance [%d][%d] is NaN", q, g);
         keys[g].k = zs__float_key(row[g]);
         keys[g].i = g;
     }
@@ -9641,7 +9762,7 @@ ZS__FN int zs_eval_fine_grained(const float *dist, int nq, int ng, const int32_t
         int p = pair_index[q], rank = 0;
         float dp;
         for (g = 0; g < ng; g++)
-            if (row[g] != row[g]) return zs__fail(ZS_ERR_ARG, "distance [%d][%d] is NaN", q, g);
+            if (zs__isnan_bits(row[g])) return zs__fail(ZS_ERR_ARG, "distance [%d][%d] is NaN", q, g);
         if (p < 0) continue;
         dp = row[p];
         for (g = 0; g < ng; g++) rank += row[g] < dp || (row[g] == dp && g < p);
@@ -10118,6 +10239,626 @@ ZS__FN int zs_sample_triplet(const zs_dataset *ds, uint64_t *rng_state, int32_t 
         out[3] = ds->photo_start[c2] + zs__rand_below(rng_state, ds->photo_count[c2]);
     }
     return ZS_OK;
+}
+
+/* ==================================================================== */
+/* [impl:image] image files                                             */
+/* ==================================================================== */
+
+#ifdef ZSESBIR_STB_IMAGE
+#ifdef ZSESBIR_STB_IMAGE_IMPLEMENTATION
+#define STB_IMAGE_IMPLEMENTATION
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#endif
+#if defined(__has_include)
+#if __has_include(<stb_image.h>)
+#include <stb_image.h>
+#include <stb_image_write.h>
+#else
+#include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
+#endif
+#else
+#include <stb_image.h>
+#include <stb_image_write.h>
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif
+
+/* largest file zs_image_load reads into memory */
+#define ZS__IMAGE_MAX_FILE ((uint64_t)1 << 30)
+
+ZS__FN int zs_image_alloc(zs_image *im, int w, int h) {
+    size_t n;
+    if (!im) return zs__fail(ZS_ERR_ARG, "zs_image_alloc: NULL image");
+    im->w = im->h = 0;
+    im->rgb = NULL;
+    if (w < 1 || h < 1 || w > ZS_IMAGE_MAX_DIM || h > ZS_IMAGE_MAX_DIM)
+        return zs__fail(ZS_ERR_ARG, "zs_image_alloc: size %dx%d outside 1..%d", w, h, ZS_IMAGE_MAX_DIM);
+    if (!zs__mul_ok((size_t)w, (size_t)h, &n) || !zs__mul_ok(n, 3, &n))
+        return zs__fail(ZS_ERR_NOMEM, "zs_image_alloc: %dx%d too large", w, h);
+    im->rgb = (unsigned char *)zs__malloc(n, NULL);
+    if (!im->rgb) return zs__fail(ZS_ERR_NOMEM, "zs_image_alloc: cannot allocate %zu bytes", n);
+    im->w = w;
+    im->h = h;
+    return ZS_OK;
+}
+
+ZS__FN void zs_image_free(zs_image *im) {
+    if (!im) return;
+    zs__free(im->rgb, NULL);
+    im->rgb = NULL;
+    im->w = im->h = 0;
+}
+
+ZS__PRIV int zs__image_check(const zs_image *im, const char *who) {
+    if (!im || !im->rgb) return zs__fail(ZS_ERR_ARG, "%s: NULL image", who);
+    if (im->w < 1 || im->h < 1 || im->w > ZS_IMAGE_MAX_DIM || im->h > ZS_IMAGE_MAX_DIM)
+        return zs__fail(ZS_ERR_ARG, "%s: image size %dx%d outside 1..%d", who, im->w, im->h, ZS_IMAGE_MAX_DIM);
+    return ZS_OK;
+}
+
+/* PNM header token reader: skips whitespace and '#' comments (to end of line). */
+ZS__PRIV int zs__pnm_uint(const unsigned char *b, size_t n, size_t *pos, unsigned *val, const char *what,
+                          const char *who) {
+    size_t i = *pos;
+    unsigned v = 0;
+    int digits = 0;
+    for (;;) {
+        if (i >= n) return zs__fail(ZS_ERR_FORMAT, "%s: PNM header truncated before the %s", who, what);
+        if (b[i] == '#') {
+            while (i < n && b[i] != '\n' && b[i] != '\r') i++;
+            continue;
+        }
+        if (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r' || b[i] == '\v' || b[i] == '\f') {
+            i++;
+            continue;
+        }
+        break;
+    }
+    while (i < n && b[i] >= '0' && b[i] <= '9') {
+        if (v > 100000000u) return zs__fail(ZS_ERR_FORMAT, "%s: PNM %s too large", who, what);
+        v = v * 10 + (unsigned)(b[i] - '0');
+        digits++;
+        i++;
+    }
+    if (!digits) return zs__fail(ZS_ERR_FORMAT, "%s: PNM header: expected the %s (a decimal number)", who, what);
+    if (i >= n) return zs__fail(ZS_ERR_FORMAT, "%s: PNM header truncated after the %s", who, what);
+    *pos = i;
+    *val = v;
+    return ZS_OK;
+}
+
+ZS__PRIV int zs__pnm_decode(const unsigned char *b, size_t n, zs_image *out, const char *who) {
+    size_t pos = 2, npix, need, i;
+    unsigned w, h, maxv;
+    int r, ch;
+    if (n < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6'))
+        return zs__fail(ZS_ERR_FORMAT, "%s: not a binary PPM/PGM file", who);
+    ch = b[1] == '6' ? 3 : 1;
+    if ((r = zs__pnm_uint(b, n, &pos, &w, "width", who)) != 0) return r;
+    if ((r = zs__pnm_uint(b, n, &pos, &h, "height", who)) != 0) return r;
+    if ((r = zs__pnm_uint(b, n, &pos, &maxv, "maxval", who)) != 0) return r;
+    if (w < 1 || h < 1 || w > ZS_IMAGE_MAX_DIM || h > ZS_IMAGE_MAX_DIM)
+        return zs__fail(ZS_ERR_FORMAT, "%s: PNM size %ux%u outside 1..%d", who, w, h, ZS_IMAGE_MAX_DIM);
+    if (maxv < 1 || maxv > 65535) return zs__fail(ZS_ERR_FORMAT, "%s: PNM maxval %u outside 1..65535", who, maxv);
+    if (maxv > 255)
+        return zs__fail(ZS_ERR_UNSUPPORTED, "%s: 16-bit PNM (maxval %u) is not supported; convert to 8 bits", who, maxv);
+    /* exactly one whitespace byte after maxval */
+    if (!(b[pos] == ' ' || b[pos] == '\t' || b[pos] == '\n' || b[pos] == '\r' || b[pos] == '\v' || b[pos] == '\f'))
+        return zs__fail(ZS_ERR_FORMAT, "%s: PNM header: no whitespace after maxval", who);
+    pos++;
+    npix = (size_t)w * (size_t)h; /* <= 2^28, no overflow */
+    need = npix * (size_t)ch;
+    if (n - pos < need)
+        return zs__fail(ZS_ERR_FORMAT, "%s: PNM data truncated: %zu of %zu bytes present", who, n - pos, need);
+    if ((r = zs_image_alloc(out, (int)w, (int)h)) != 0) return r;
+    b += pos;
+    for (i = 0; i < npix; i++) {
+        unsigned c;
+        for (c = 0; c < 3; c++) {
+            unsigned v = b[i * (size_t)ch + (ch == 3 ? c : 0)];
+            if (v > maxv) {
+                zs_image_free(out);
+                return zs__fail(ZS_ERR_FORMAT, "%s: PNM sample %u exceeds maxval %u", who, v, maxv);
+            }
+            if (maxv != 255) v = (v * 255 + maxv / 2) / maxv;
+            out->rgb[i * 3 + c] = (unsigned char)v;
+        }
+    }
+    return ZS_OK;
+}
+
+ZS__PRIV int zs__image_decode(const unsigned char *b, size_t n, zs_image *out, const char *who) {
+    const char *fmt = NULL;
+    if (n >= 2 && b[0] == 'P' && (b[1] == '5' || b[1] == '6')) return zs__pnm_decode(b, n, out, who);
+    if (n >= 2 && b[0] == 'P' && b[1] >= '1' && b[1] <= '7')
+        return zs__fail(ZS_ERR_UNSUPPORTED, "%s: PNM type P%c is not supported (only binary P5/P6)", who, b[1]);
+    if (n >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8)) fmt = "PNG";
+    else if (n >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff) fmt = "JPEG";
+    else if (n >= 2 && b[0] == 'B' && b[1] == 'M') fmt = "BMP";
+#ifdef ZSESBIR_STB_IMAGE
+    {
+        int w = 0, h = 0, comp = 0, r;
+        unsigned char *p;
+        if (n > (size_t)INT_MAX) return zs__fail(ZS_ERR_FORMAT, "%s: file too large", who);
+        if (!stbi_info_from_memory(b, (int)n, &w, &h, &comp))
+            return zs__fail(ZS_ERR_FORMAT, "%s: %s%sunrecognised or corrupt image (%s)", who, fmt ? fmt : "",
+                            fmt ? ": " : "", stbi_failure_reason() ? stbi_failure_reason() : "?");
+        if (w < 1 || h < 1 || w > ZS_IMAGE_MAX_DIM || h > ZS_IMAGE_MAX_DIM)
+            return zs__fail(ZS_ERR_FORMAT, "%s: image size %dx%d outside 1..%d", who, w, h, ZS_IMAGE_MAX_DIM);
+        p = stbi_load_from_memory(b, (int)n, &w, &h, &comp, 3);
+        if (!p)
+            return zs__fail(ZS_ERR_FORMAT, "%s: %s%scannot decode (%s)", who, fmt ? fmt : "", fmt ? ": " : "",
+                            stbi_failure_reason() ? stbi_failure_reason() : "?");
+        if (w < 1 || h < 1 || w > ZS_IMAGE_MAX_DIM || h > ZS_IMAGE_MAX_DIM) {
+            stbi_image_free(p);
+            return zs__fail(ZS_ERR_FORMAT, "%s: image size %dx%d outside 1..%d", who, w, h, ZS_IMAGE_MAX_DIM);
+        }
+        if ((r = zs_image_alloc(out, w, h)) != 0) {
+            stbi_image_free(p);
+            return r;
+        }
+        memcpy(out->rgb, p, (size_t)w * (size_t)h * 3);
+        stbi_image_free(p);
+        return ZS_OK;
+    }
+#else
+    if (fmt)
+        return zs__fail(ZS_ERR_UNSUPPORTED, "%s: %s images need stb_image: compile the implementation with "
+                        "ZSESBIR_STB_IMAGE defined (or convert to binary PPM/PGM)", who, fmt);
+    return zs__fail(ZS_ERR_FORMAT, "%s: unrecognised image format (binary PPM/PGM%s)", who,
+                    " only; define ZSESBIR_STB_IMAGE for PNG/JPEG/BMP");
+#endif
+}
+
+ZS__FN int zs_image_load_memory(const void *buf, size_t n, zs_image *out) {
+    if (out) out->w = out->h = 0, out->rgb = NULL;
+    if (!out || (!buf && n)) return zs__fail(ZS_ERR_ARG, "zs_image_load_memory: NULL argument");
+    return zs__image_decode((const unsigned char *)(buf ? buf : ""), n, out, "zs_image_load_memory(<memory>)");
+}
+
+ZS__FN int zs_image_load(const char *path, zs_image *out) {
+    char who[300];
+    zs__src s;
+    unsigned char *b;
+    int r;
+    if (out) out->w = out->h = 0, out->rgb = NULL;
+    if (!path || !out) return zs__fail(ZS_ERR_ARG, "zs_image_load: NULL argument");
+    snprintf(who, sizeof who, "zs_image_load(%.200s)", path);
+    if ((r = zs__src_open(&s, path, who)) != 0) return r;
+    if (s.size > ZS__IMAGE_MAX_FILE) {
+        zs__src_close(&s);
+        return zs__fail(ZS_ERR_FORMAT, "%s: file of %llu bytes exceeds the %llu-byte limit", who,
+                        (unsigned long long)s.size, (unsigned long long)ZS__IMAGE_MAX_FILE);
+    }
+    b = (unsigned char *)zs__malloc(s.size ? (size_t)s.size : 1, NULL);
+    if (!b) {
+        zs__src_close(&s);
+        return zs__fail(ZS_ERR_NOMEM, "%s: cannot allocate %llu bytes", who, (unsigned long long)s.size);
+    }
+    r = zs__src_read(&s, 0, b, (size_t)s.size);
+    zs__src_close(&s);
+    if (r == 0) r = zs__image_decode(b, (size_t)s.size, out, who);
+    zs__free(b, NULL);
+    return r;
+}
+
+ZS__FN int zs_image_save_ppm(const char *path, const zs_image *im) {
+    FILE *f;
+    size_t n;
+    int r, ok;
+    if (!path) return zs__fail(ZS_ERR_ARG, "zs_image_save_ppm: NULL path");
+    if ((r = zs__image_check(im, "zs_image_save_ppm")) != 0) return r;
+    f = fopen(path, "wb");
+    if (!f) return zs__fail(ZS_ERR_IO, "zs_image_save_ppm(%.200s): cannot open: %s", path, strerror(errno));
+    n = (size_t)im->w * (size_t)im->h * 3;
+    ok = fprintf(f, "P6\n%d %d\n255\n", im->w, im->h) > 0;
+    ok = ok && fwrite(im->rgb, 1, n, f) == n;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok) return zs__fail(ZS_ERR_IO, "zs_image_save_ppm(%.200s): write failed", path);
+    return ZS_OK;
+}
+
+ZS__FN int zs_image_save_png(const char *path, const zs_image *im) {
+    int r;
+    if (!path) return zs__fail(ZS_ERR_ARG, "zs_image_save_png: NULL path");
+    if ((r = zs__image_check(im, "zs_image_save_png")) != 0) return r;
+#ifdef ZSESBIR_STB_IMAGE
+    if (!stbi_write_png(path, im->w, im->h, 3, im->rgb, im->w * 3))
+        return zs__fail(ZS_ERR_IO, "zs_image_save_png(%.200s): write failed", path);
+    return ZS_OK;
+#else
+    return zs__fail(ZS_ERR_UNSUPPORTED, "zs_image_save_png(%.200s): PNG output needs stb_image_write: compile the "
+                    "implementation with ZSESBIR_STB_IMAGE defined (or use zs_image_save_ppm)", path);
+#endif
+}
+
+/* ==================================================================== */
+/* [impl:image] resizing                                                */
+/* ==================================================================== */
+
+/* -- Pillow: ImagingResample (libImaging/Resample.c) with the bicubic filter -- */
+#define ZS__PIL_PREC 22 /* PRECISION_BITS = 32 - 8 - 2 */
+
+ZS__PRIV double zs__pil_bicubic(double x) {
+    const double a = -0.5;
+    if (x < 0.0) x = -x;
+    if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+    if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
+    return 0.0;
+}
+
+/* precompute_coeffs + normalize_coeffs_8bpc. bounds[2*i] = first input index,
+   bounds[2*i+1] = count; kk has ksize int32 weights per output. */
+ZS__PRIV int zs__pil_coeffs(int in_size, int out_size, int **bounds_out, int32_t **kk_out, int *ksize_out) {
+    double scale, filterscale, support;
+    int ksize, xx, x;
+    size_t n;
+    int *bounds;
+    int32_t *kk;
+    double *tmp;
+    filterscale = scale = (double)in_size / out_size;
+    if (filterscale < 1.0) filterscale = 1.0;
+    support = 2.0 * filterscale;
+    ksize = (int)ceil(support) * 2 + 1;
+    if (!zs__mul_ok((size_t)out_size, (size_t)ksize, &n) || n > ((size_t)1 << 28))
+        return zs__fail(ZS_ERR_NOMEM, "zs_image_resize_bicubic_pil: too many coefficients");
+    bounds = (int *)zs__malloc((size_t)out_size * 2 * sizeof(int), NULL);
+    kk = (int32_t *)zs__malloc(n * sizeof(int32_t), NULL);
+    tmp = (double *)zs__malloc((size_t)ksize * sizeof(double), NULL);
+    if (!bounds || !kk || !tmp) {
+        zs__free(bounds, NULL);
+        zs__free(kk, NULL);
+        zs__free(tmp, NULL);
+        return zs__fail(ZS_ERR_NOMEM, "zs_image_resize_bicubic_pil: out of memory");
+    }
+    for (xx = 0; xx < out_size; xx++) {
+        double center = (xx + 0.5) * scale, ww = 0.0, ss = 1.0 / filterscale;
+        int xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5);
+        int32_t *k = kk + (size_t)xx * (size_t)ksize;
+        if (xmin < 0) xmin = 0;
+        if (xmax > in_size) xmax = in_size;
+        xmax -= xmin;
+        if (xmax > ksize) xmax = ksize; /* cannot happen; keeps indexing provably in range */
+        for (x = 0; x < xmax; x++) {
+            double w = zs__pil_bicubic((x + xmin - center + 0.5) * ss);
+            tmp[x] = w;
+            ww += w;
+        }
+        for (x = 0; x < xmax; x++)
+            if (ww != 0.0) tmp[x] /= ww;
+        for (x = 0; x < ksize; x++) {
+            double v = x < xmax ? tmp[x] : 0.0;
+            k[x] = v < 0 ? (int32_t)(-0.5 + v * (1 << ZS__PIL_PREC)) : (int32_t)(0.5 + v * (1 << ZS__PIL_PREC));
+        }
+        bounds[xx * 2] = xmin;
+        bounds[xx * 2 + 1] = xmax;
+    }
+    zs__free(tmp, NULL);
+    *bounds_out = bounds;
+    *kk_out = kk;
+    *ksize_out = ksize;
+    return ZS_OK;
+}
+
+ZS__PRIV unsigned char zs__pil_clip8(int32_t v) {
+    if (v >= ((int32_t)256 << ZS__PIL_PREC)) return 255;
+    if (v <= 0) return 0;
+    return (unsigned char)(v >> ZS__PIL_PREC);
+}
+
+ZS__FN int zs_image_resize_bicubic_pil(const zs_image *in, int w, int h, zs_image *out) {
+    int *bh = NULL, *bv = NULL, kh = 0, kv = 0, r, x, y, yfirst, ylast;
+    int32_t *kkh = NULL, *kkv = NULL;
+    zs_image tmp;
+    const zs_image *src;
+    int need_h, need_v;
+    if (out) out->w = out->h = 0, out->rgb = NULL;
+    if (!out) return zs__fail(ZS_ERR_ARG, "zs_image_resize_bicubic_pil: NULL output");
+    if ((r = zs__image_check(in, "zs_image_resize_bicubic_pil")) != 0) return r;
+    if (w < 1 || h < 1 || w > ZS_IMAGE_MAX_DIM || h > ZS_IMAGE_MAX_DIM)
+        return zs__fail(ZS_ERR_ARG, "zs_image_resize_bicubic_pil: output size %dx%d outside 1..%d", w, h,
+                        ZS_IMAGE_MAX_DIM);
+    need_h = w != in->w;
+    need_v = h != in->h;
+    if ((r = zs_image_alloc(out, w, h)) != 0) return r;
+    if (!need_h && !need_v) {
+        memcpy(out->rgb, in->rgb, (size_t)w * (size_t)h * 3);
+        return ZS_OK;
+    }
+    tmp.w = tmp.h = 0;
+    tmp.rgb = NULL;
+    if ((r = zs__pil_coeffs(in->w, w, &bh, &kkh, &kh)) != 0 || (r = zs__pil_coeffs(in->h, h, &bv, &kkv, &kv)) != 0)
+        goto done;
+    yfirst = bv[0];
+    ylast = bv[(h - 1) * 2] + bv[(h - 1) * 2 + 1];
+    src = in;
+    if (need_h) {
+        /* horizontal pass over the rows the vertical pass uses */
+        for (y = 0; y < h; y++) bv[y * 2] -= yfirst;
+        if ((r = zs_image_alloc(&tmp, w, need_v ? ylast - yfirst : h)) != 0) goto done;
+        for (y = 0; y < tmp.h; y++) {
+            const unsigned char *row = in->rgb + (size_t)(y + (need_v ? yfirst : 0)) * (size_t)in->w * 3;
+            unsigned char *o = tmp.rgb + (size_t)y * (size_t)w * 3;
+            for (x = 0; x < w; x++) {
+                int xmin = bh[x * 2], xn = bh[x * 2 + 1], i;
+                const int32_t *k = kkh + (size_t)x * (size_t)kh;
+                int32_t s0 = 1 << (ZS__PIL_PREC - 1), s1 = s0, s2 = s0;
+                for (i = 0; i < xn; i++) {
+                    const unsigned char *p = row + (size_t)(xmin + i) * 3;
+                    s0 += p[0] * k[i];
+                    s1 += p[1] * k[i];
+                    s2 += p[2] * k[i];
+                }
+                o[x * 3] = zs__pil_clip8(s0);
+                o[x * 3 + 1] = zs__pil_clip8(s1);
+                o[x * 3 + 2] = zs__pil_clip8(s2);
+            }
+        }
+        src = &tmp;
+        if (!need_v) {
+            memcpy(out->rgb, tmp.rgb, (size_t)w * (size_t)h * 3);
+            goto done;
+        }
+    }
+    /* vertical pass */
+    for (y = 0; y < h; y++) {
+        int ymin = bv[y * 2], yn = bv[y * 2 + 1], i;
+        const int32_t *k = kkv + (size_t)y * (size_t)kv;
+        unsigned char *o = out->rgb + (size_t)y * (size_t)w * 3;
+        for (x = 0; x < w * 3; x++) {
+            int32_t s = 1 << (ZS__PIL_PREC - 1);
+            for (i = 0; i < yn; i++) s += src->rgb[(size_t)(ymin + i) * (size_t)w * 3 + (size_t)x] * k[i];
+            o[x] = zs__pil_clip8(s);
+        }
+    }
+done:
+    zs__free(bh, NULL);
+    zs__free(bv, NULL);
+    zs__free(kkh, NULL);
+    zs__free(kkv, NULL);
+    zs_image_free(&tmp);
+    if (r) zs_image_free(out);
+    return r;
+}
+
+/* -- OpenCV: cv::resize INTER_LINEAR, CV_8U (imgproc/src/resize.cpp) -- */
+#define ZS__CV_COEF_BITS 11
+#define ZS__CV_COEF_SCALE (1 << ZS__CV_COEF_BITS)
+
+ZS__PRIV int zs__cv_round(float v) { return (int)lrintf(v); }
+
+/* offsets and 11-bit weight pairs for one axis (resizeGeneric setup) */
+ZS__PRIV void zs__cv_axis(int in_size, int out_size, int *ofs, short *alpha, int clamp_x) {
+    double scale = 1.0 / ((double)out_size / in_size);
+    int d;
+    for (d = 0; d < out_size; d++) {
+        float f = (float)((d + 0.5) * scale - 0.5);
+        int s = (int)floorf(f);
+        f -= (float)s;
+        if (clamp_x) {
+            if (s < 0) f = 0, s = 0;
+            if (s >= in_size - 1) f = 0, s = in_size - 1;
+        }
+        ofs[d] = s;
+        alpha[d * 2] = (short)zs__cv_round((1.f - f) * ZS__CV_COEF_SCALE);
+        alpha[d * 2 + 1] = (short)zs__cv_round(f * ZS__CV_COEF_SCALE);
+    }
+}
+
+ZS__PRIV void zs__cv_hrow(const unsigned char *row, int in_w, int w, const int *xofs, const short *xa, int32_t *o) {
+    int x, c;
+    for (x = 0; x < w; x++) {
+        int s0 = xofs[x], s1 = s0 + 1 < in_w ? s0 + 1 : s0;
+        for (c = 0; c < 3; c++)
+            o[x * 3 + c] = (int32_t)row[s0 * 3 + c] * xa[x * 2] + (int32_t)row[s1 * 3 + c] * xa[x * 2 + 1];
+    }
+}
+
+ZS__FN int zs_image_resize_linear_cv(const zs_image *in, int w, int h, zs_image *out) {
+    int r, x, y, vec_end, row_a = -1, row_b = -1;
+    int *xofs = NULL, *yofs = NULL;
+    short *xa = NULL, *ya = NULL;
+    int32_t *buf = NULL, *ba, *bb;
+    size_t rowlen;
+    if (out) out->w = out->h = 0, out->rgb = NULL;
+    if (!out) return zs__fail(ZS_ERR_ARG, "zs_image_resize_linear_cv: NULL output");
+    if ((r = zs__image_check(in, "zs_image_resize_linear_cv")) != 0) return r;
+    if (w < 1 || h < 1 || w > ZS_IMAGE_MAX_DIM || h > ZS_IMAGE_MAX_DIM)
+        return zs__fail(ZS_ERR_ARG, "zs_image_resize_linear_cv: output size %dx%d outside 1..%d", w, h,
+                        ZS_IMAGE_MAX_DIM);
+    if ((r = zs_image_alloc(out, w, h)) != 0) return r;
+    if (w == in->w && h == in->h) {
+        memcpy(out->rgb, in->rgb, (size_t)w * (size_t)h * 3);
+        return ZS_OK;
+    }
+    rowlen = (size_t)w * 3;
+    xofs = (int *)zs__malloc((size_t)w * sizeof(int), NULL);
+    yofs = (int *)zs__malloc((size_t)h * sizeof(int), NULL);
+    xa = (short *)zs__malloc((size_t)w * 2 * sizeof(short), NULL);
+    ya = (short *)zs__malloc((size_t)h * 2 * sizeof(short), NULL);
+    buf = (int32_t *)zs__malloc(rowlen * 2 * sizeof(int32_t), NULL);
+    if (!xofs || !yofs || !xa || !ya || !buf) {
+        r = zs__fail(ZS_ERR_NOMEM, "zs_image_resize_linear_cv: out of memory");
+        goto done;
+    }
+    zs__cv_axis(in->w, w, xofs, xa, 1);
+    zs__cv_axis(in->h, h, yofs, ya, 0);
+    ba = buf;
+    bb = buf + rowlen;
+    /* elements handled by VResizeLinearVec_32s8u with 128-bit vectors: blocks
+       of 16 while x <= n-16, then blocks of 8 while x <= n-8; the rest scalar */
+    {
+        int n = (int)rowlen;
+        vec_end = 0;
+        while (vec_end <= n - 16) vec_end += 16;
+        while (vec_end <= n - 8) vec_end += 8;
+    }
+    for (y = 0; y < h; y++) {
+        int s0 = yofs[y], s1 = s0 + 1, b0 = ya[y * 2], b1 = ya[y * 2 + 1];
+        unsigned char *o = out->rgb + (size_t)y * rowlen;
+        if (s0 < 0) s0 = 0;
+        if (s0 > in->h - 1) s0 = in->h - 1;
+        if (s1 < 0) s1 = 0;
+        if (s1 > in->h - 1) s1 = in->h - 1;
+        if (row_a != s0) {
+            if (row_b == s0) {
+                int32_t *t = ba; ba = bb; bb = t;
+                row_a = s0;
+                row_b = -1;
+            } else {
+                zs__cv_hrow(in->rgb + (size_t)s0 * (size_t)in->w * 3, in->w, w, xofs, xa, ba);
+                row_a = s0;
+            }
+        }
+        if (row_b != s1) {
+            if (s1 == row_a) memcpy(bb, ba, rowlen * sizeof(int32_t));
+            else zs__cv_hrow(in->rgb + (size_t)s1 * (size_t)in->w * 3, in->w, w, xofs, xa, bb);
+            row_b = s1;
+        }
+        for (x = 0; x < (int)rowlen; x++) {
+            int32_t v;
+            if (x < vec_end) v = ((((ba[x] >> 4) * b0) >> 16) + (((bb[x] >> 4) * b1) >> 16) + 2) >> 2;
+            else v = (ba[x] * b0 + bb[x] * b1 + (1 << 21)) >> 22;
+            o[x] = (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+    }
+done:
+    zs__free(xofs, NULL);
+    zs__free(yofs, NULL);
+    zs__free(xa, NULL);
+    zs__free(ya, NULL);
+    zs__free(buf, NULL);
+    if (r) zs_image_free(out);
+    return r;
+}
+
+/* ==================================================================== */
+/* [impl:image] pre-processing (SPEC 3)                                 */
+/* ==================================================================== */
+
+ZS__FN int zs_image_normalize(const zs_image *im, const float mean[3], const float std_[3], float *out) {
+    size_t n, i;
+    int r, c;
+    if ((r = zs__image_check(im, "zs_image_normalize")) != 0) return r;
+    if (!mean || !std_ || !out) return zs__fail(ZS_ERR_ARG, "zs_image_normalize: NULL argument");
+    n = (size_t)im->w * (size_t)im->h;
+    for (c = 0; c < 3; c++) {
+        float m = mean[c], s = std_[c];
+        float *o = out + (size_t)c * n;
+        if (!(s != 0.0f)) return zs__fail(ZS_ERR_ARG, "zs_image_normalize: std[%d] is zero", c);
+        for (i = 0; i < n; i++) o[i] = ((float)im->rgb[i * 3 + (size_t)c] / 255.0f - m) / s;
+    }
+    return ZS_OK;
+}
+
+ZS__PRIV int zs__check_size(int size, const char *who) {
+    if (size < 1 || size > ZS_IMAGE_MAX_DIM) return zs__fail(ZS_ERR_ARG, "%s: size %d outside 1..%d", who, size, ZS_IMAGE_MAX_DIM);
+    return ZS_OK;
+}
+
+ZS__PRIV int zs__preprocess_pil(const zs_image *im, int size, float *out, const float mean[3], const float std_[3],
+                                const char *who) {
+    zs_image t;
+    int r;
+    if ((r = zs__check_size(size, who)) != 0) return r;
+    if (!out) return zs__fail(ZS_ERR_ARG, "%s: NULL output", who);
+    if ((r = zs_image_resize_bicubic_pil(im, size, size, &t)) != 0) return r;
+    r = zs_image_normalize(&t, mean, std_, out);
+    zs_image_free(&t);
+    return r;
+}
+
+ZS__FN int zs_preprocess_photo(const zs_image *im, int size, float *out) {
+    static const float m[3] = {0.5f, 0.5f, 0.5f}, s[3] = {0.5f, 0.5f, 0.5f};
+    return zs__preprocess_pil(im, size, out, m, s, "zs_preprocess_photo");
+}
+
+ZS__FN int zs_preprocess_tcn(const zs_image *im, int size, float *out) {
+    static const float m[3] = {0.485f, 0.456f, 0.406f}, s[3] = {0.229f, 0.224f, 0.225f};
+    return zs__preprocess_pil(im, size, out, m, s, "zs_preprocess_tcn");
+}
+
+ZS__FN int zs_sketch_prepare(const zs_image *im, int size, zs_image *out, int box[4]) {
+    int r, x, y, xmin, xmax, ymin, ymax, x0, x1, y0, y1, cw, ch, nw, nh, ox, oy;
+    unsigned char mx = 0;
+    zs_image crop, rs;
+    size_t i, n;
+    if (out) out->w = out->h = 0, out->rgb = NULL;
+    if (!out) return zs__fail(ZS_ERR_ARG, "zs_sketch_prepare: NULL output");
+    if ((r = zs__image_check(im, "zs_sketch_prepare")) != 0) return r;
+    if ((r = zs__check_size(size, "zs_sketch_prepare")) != 0) return r;
+    xmin = im->w; ymin = im->h; xmax = ymax = -1;
+    for (y = 0; y < im->h; y++)
+        for (x = 0; x < im->w; x++) {
+            const unsigned char *p = im->rgb + ((size_t)y * (size_t)im->w + (size_t)x) * 3;
+            if (p[0] + p[1] + p[2] <= 300) {
+                if (x < xmin) xmin = x;
+                if (x > xmax) xmax = x;
+                if (y < ymin) ymin = y;
+                if (y > ymax) ymax = y;
+            }
+        }
+    if (xmax < 0) return zs__fail(ZS_ERR_ARG, "zs_sketch_prepare: no ink (no pixel with R+G+B <= 300) in the %dx%d sketch",
+                                  im->w, im->h);
+    y0 = ymin - 10 > 0 ? ymin - 10 : 0;
+    y1 = ymax + 10 < im->h ? ymax + 10 : im->h;
+    x0 = xmin - 10 > 0 ? xmin - 10 : 0;
+    x1 = xmax + 10 < im->w ? xmax + 10 : im->w;
+    if (box) box[0] = x0, box[1] = y0, box[2] = x1, box[3] = y1;
+    cw = x1 - x0;
+    ch = y1 - y0;
+    if ((r = zs_image_alloc(&crop, cw, ch)) != 0) return r;
+    for (y = 0; y < ch; y++)
+        memcpy(crop.rgb + (size_t)y * (size_t)cw * 3, im->rgb + ((size_t)(y + y0) * (size_t)im->w + (size_t)x0) * 3,
+               (size_t)cw * 3);
+    if (ch > cw) nh = size, nw = (int)(((int64_t)size * cw) / ch);
+    else if (cw > ch) nw = size, nh = (int)(((int64_t)size * ch) / cw);
+    else nw = nh = size;
+    if (nw < 1 || nh < 1) {
+        zs_image_free(&crop);
+        return zs__fail(ZS_ERR_ARG, "zs_sketch_prepare: the %dx%d ink crop would be resized to %dx%d", cw, ch, nw, nh);
+    }
+    r = zs_image_resize_linear_cv(&crop, nw, nh, &rs);
+    zs_image_free(&crop);
+    if (r) return r;
+    n = (size_t)nw * (size_t)nh * 3;
+    for (i = 0; i < n; i++)
+        if (rs.rgb[i] > mx) mx = rs.rgb[i];
+    if ((r = zs_image_alloc(out, size, size)) != 0) {
+        zs_image_free(&rs);
+        return r;
+    }
+    memset(out->rgb, mx, (size_t)size * (size_t)size * 3);
+    ox = (size - nw) / 2;
+    oy = (size - nh) / 2;
+    for (y = 0; y < nh; y++)
+        memcpy(out->rgb + ((size_t)(y + oy) * (size_t)size + (size_t)ox) * 3, rs.rgb + (size_t)y * (size_t)nw * 3,
+               (size_t)nw * 3);
+    zs_image_free(&rs);
+    return ZS_OK;
+}
+
+ZS__FN int zs_preprocess_sketch(const zs_image *im, int size, float *out) {
+    static const float m[3] = {0.5f, 0.5f, 0.5f}, s[3] = {0.5f, 0.5f, 0.5f};
+    zs_image t;
+    int r;
+    if (!out) return zs__fail(ZS_ERR_ARG, "zs_preprocess_sketch: NULL output");
+    if ((r = zs_sketch_prepare(im, size, &t, NULL)) != 0) return r;
+    r = zs_image_normalize(&t, m, s, out);
+    zs_image_free(&t);
+    return r;
 }
 
 #endif /* ZSESBIR_IMPLEMENTATION_DONE */

@@ -35,7 +35,7 @@ static void test_data_ap_hand(void) {
     ZT_CHECK(zs_average_precision(c, 4, 2) == 1.0, "c: %.17g", zs_average_precision(c, 4, 2));
     ZT_CHECK(near(zs_average_precision(d, 4, 1), 0.25, 1e-15), "d: %.17g", zs_average_precision(d, 4, 1));
     ZT_CHECK(near(zs_average_precision(e, 3, 4), 5.0 / 12.0, 1e-15), "e: %.17g", zs_average_precision(e, 3, 4));
-    ZT_CHECK(isnan(zs_average_precision(a, 5, 0)), "P = 0 must be NaN");
+    ZT_CHECK(zt_isnan(zs_average_precision(a, 5, 0)), "P = 0 must be NaN");
 }
 
 static void test_data_rank_ties(void) {
@@ -149,7 +149,7 @@ static void test_data_retrieval_errors(void) {
     {
         int32_t q2[2] = {7, 8};
         ZT_REQUIRE(zs_eval_retrieval(d, 2, 2, q2, l, &m) == ZS_OK, "%s", zs_last_error());
-        ZT_CHECK(m.n_valid == 0 && isnan(m.map_all) && isnan(m.tcn_map) && m.tcn_p_100 == 0, "n_valid %d", m.n_valid);
+        ZT_CHECK(m.n_valid == 0 && zt_isnan(m.map_all) && zt_isnan(m.tcn_map) && m.tcn_p_100 == 0, "n_valid %d", m.n_valid);
     }
 }
 
@@ -230,7 +230,7 @@ static void test_data_metrics_golden(void) {
         if (zs_rank_gallery(dist + (size_t)q * ng, ng, order) != ZS_OK) { ZT_CHECK(0, "%s", zs_last_error()); break; }
         for (i = 0; i < ng; i++) { rel[i] = (int8_t)(gl[order[i]] == ql[q]); P += rel[i]; }
         ap = zs_average_precision(rel, ng, P);
-        if (isnan(af[q])) ZT_CHECK(isnan(ap), "query %d: AP %g, want NaN", q, ap);
+        if (zt_isnan(af[q])) ZT_CHECK(zt_isnan(ap), "query %d: AP %g, want NaN", q, ap);
         else ZT_CHECK(near(ap, w, 1e-9), "query %d: AP %.15g want %.15g", q, ap, w);
     }
 done:

@@ -75,6 +75,13 @@ static ZT__UNUSED int zt_finish(void) {
 /* ---- helpers ------------------------------------------------------------ */
 
 /* deterministic pseudo-random float in [-1,1) from (seed, i) */
+/* NaN test by bits: isnan() and x != x are folded to "false" under -ffast-math. */
+static ZT__UNUSED int zt_isnan(double x) {
+    unsigned long long u;
+    memcpy(&u, &x, sizeof u);
+    return (u & 0x7ff0000000000000ULL) == 0x7ff0000000000000ULL && (u & 0x000fffffffffffffULL) != 0;
+}
+
 static ZT__UNUSED float zt_rand(unsigned long long seed, unsigned long long i) {
     unsigned long long z = seed * 0x9e3779b97f4a7c15ull + i * 0xbf58476d1ce4e5b9ull + 0x632be59bd9b4e019ull;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
