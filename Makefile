@@ -29,8 +29,9 @@ zsesbir: examples/zsesbir.c $(HDR)
 $(B)/demo: examples/demo.c $(HDR) | $(B)
 	$(CC) -std=c99 $(CFLAGS) $(WARN) -I. $< -o $@ $(LDLIBS)
 
-demo: $(B)/demo
-	$(B)/demo --threads 2 --out demo_result.ppm
+# the README's main command; DATA=<sketchy root> runs it on real data
+demo: deps zsesbir $(B)/demo
+	@DATA="$(DATA)" sh tools/demo.sh
 
 $(B):
 	@mkdir -p $(B)
@@ -60,15 +61,20 @@ TEST_BINS := $(addprefix $(B)/,$(TESTS)) $(addprefix $(B)/nosimd/,$(TESTS)) \
              $(addprefix $(B)/nothreads/,$(TESTS)) $(addprefix $(B)/cpp/,$(TESTS)) \
              $(addprefix $(B)/fastmath/,$(TESTS))
 
-test: $(TEST_BINS)
+test: zsesbir $(TEST_BINS)
 	@sh tests/run.sh $(foreach t,$(TESTS),simd:$(B)/$(t)) \
 	    $(foreach t,$(TESTS),scalar:$(B)/nosimd/$(t)) \
 	    $(foreach t,$(TESTS),nothreads:$(B)/nothreads/$(t)) \
 	    $(foreach t,$(TESTS),c++:$(B)/cpp/$(t)) \
 	    $(foreach t,$(TESTS),fastmath:$(B)/fastmath/$(t))
 
-asan: $(addprefix $(B)/asan/,$(TESTS))
-	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+# the CLI under the sanitizers too (tests/test_cli.c runs it via ZSESBIR_CLI)
+$(B)/asan/zsesbir: examples/zsesbir.c $(HDR) | $(B)
+	@mkdir -p $(B)/asan
+	$(CC) -std=c99 -O1 -g $(SIMD) -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer $(WARN) -I. $< -o $@ $(LDLIBS)
+
+asan: $(B)/asan/zsesbir $(addprefix $(B)/asan/,$(TESTS))
+	@ZSESBIR_CLI=$(B)/asan/zsesbir ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    sh tests/run.sh $(foreach t,$(TESTS),asan:$(B)/asan/$(t))
 
 # -- benchmark ---------------------------------------------------------------

@@ -68,6 +68,9 @@
         [api:data]       retrieval metrics (SPEC 4), list files, datasets, sampler
         [api:image]      images (PPM/PGM; PNG/JPEG/BMP with ZSESBIR_STB_IMAGE),
                          PIL/OpenCV-exact resizing, pre-processing (SPEC 3)
+        [api:quickdraw]  Quick, Draw! .ndjson reader, anti-aliased stroke
+                         rasteriser into zs_image (sketch queries)
+        [api:index]      photo index files (.zsi), contact sheets
       IMPLEMENTATION
         [impl:platform]  includes, TLS, allocator, SIMD vector macros
         [impl:errors]    thread-local last error
@@ -90,6 +93,8 @@
         [impl:zse]       ZSE-SBIR model
         [impl:data]      metrics, list files, datasets, sampler
         [impl:image]     image files, resizing, pre-processing
+        [impl:quickdraw] ndjson reader, stroke rasteriser
+        [impl:index]     photo index files, contact sheets
       LICENCE
 */
 #ifndef ZSESBIR_H
@@ -424,6 +429,11 @@ ZSDEF void zs_optim_free(zs_optim *o);
 ZSDEF int zs_optim_set_lr(zs_optim *o, int group, float lr); /* group -1: all */
 ZSDEF int zs_optim_step(zs_optim *o);
 ZSDEF int64_t zs_optim_steps(const zs_optim *o);
+/* Optimiser state (moments, per-parameter step counts, step total) to and
+   from a safetensors file, for resuming training: load requires an
+   optimiser of the same kind over a store of the same layout. */
+ZSDEF int zs_optim_save(const zs_optim *o, const char *path);
+ZSDEF int zs_optim_load(zs_optim *o, const char *path);
 
 /* ==================================================================== */
 /* [api:io] safetensors and .npy files                                  */
@@ -578,6 +588,10 @@ typedef struct zs_zse_losses { float triplet, rn, total; } zs_zse_losses;
 ZSDEF zs_zse_config zs_zse_config_default(void);
 /* A small config that trains on a CPU: 112 px, d 192, depth 4, 3 heads, MLP 768. */
 ZSDEF zs_zse_config zs_zse_config_small(void);
+/* A tiny config for tests and smoke runs: 64 px, d 32, depth 2. */
+ZSDEF zs_zse_config zs_zse_config_tiny(void);
+/* "default" | "small" | "tiny" -> *out; ZS_ERR_ARG naming the choices. */
+ZSDEF int zs_zse_config_named(const char *name, zs_zse_config *out);
 /* Validates a config (clear error for impossible ones) and derives sizes. */
 ZSDEF int zs_zse_config_check(const zs_zse_config *c, zs_zse_dims *d);
 /* Allocates the parameters (gradients too when with_grad) and fills them with
@@ -847,6 +861,203 @@ ZSDEF int zs_image_normalize(const zs_image *im, const float mean[3], const floa
 ZSDEF int zs_preprocess_photo(const zs_image *im, int size, float *out);
 ZSDEF int zs_preprocess_sketch(const zs_image *im, int size, float *out);
 ZSDEF int zs_preprocess_tcn(const zs_image *im, int size, float *out);
+
+/* ==================================================================== */
+/* [api:quickdraw] Quick, Draw! drawings as sketch queries              */
+/* ==================================================================== */
+/* Reads Quick, Draw! .ndjson files (one JSON object a line) and rasterises
+   their vector drawings into zs_image sketches that zs_sketch_prepare /
+   zs_preprocess_sketch accept directly.
+
+   File format. Each non-blank line is one object; the member "drawing" is
+   required: an array of strokes, each [[x0, x1, ...], [y0, y1, ...]] (an
+   optional third array, the raw format's timestamps, must have the same
+   length and is ignored). "word" (a string) and "key_id" (a string, or a
+   number kept as its text) are stored when present; every other member
+   (countrycode, timestamp, recognized, ...) is skipped as any JSON value.
+   The parser is strict: lines must be valid UTF-8 and valid JSON (no
+   trailing commas, no text after the object, escapes checked, "\u0000"
+   rejected, nesting at most 128 deep), x and y of a stroke must have the
+   same length >= 1, coordinates are JSON numbers within +-ZS_QD_MAX_COORD,
+   no member may appear twice among drawing/word/key_id, and the counts of
+   zs_qd_limits hold. A UTF-8 BOM before the first line and '\r' before a
+   '\n' are accepted; blank (whitespace-only) lines are skipped. The first
+   problem fails the whole load with ZS_ERR_FORMAT and zs_last_error() reads
+   "name:LINE: what", e.g. "cat.ndjson:17: stroke 2: 5 x values but 4 y
+   values" (JSON syntax errors add the byte offset within the line).
+   Numbers are converted without the C locale (correct to about 1 ulp of
+   float; the simplified data holds integers, which are exact).
+
+   Rasterising. The source box of side `box` (default 256: coordinates
+   0..255) is scaled uniformly into the canvas minus `margin` on each side
+   and centred (aspect ratio kept). Source coordinate c is the centre of
+   cell c of the box, and pixel (i, j) has its centre at (i + 0.5, j + 0.5):
+       s  = min(width - 2 m, height - 2 m) / box
+       ox = (width - box s) / 2,   oy = (height - box s) / 2
+       u  = ox + (x + 0.5) s,      v  = oy + (y + 0.5) s
+   (at 256 x 256 with margin 0 a point (x, y) lands on the centre of pixel
+   (x, y)). Each segment of a stroke is a capsule of radius r = line_width / 2
+   around it (round caps and joins; a single-point stroke is a disc). The
+   coverage of a pixel by a segment is a 1-pixel linear ramp of the distance
+   d from the pixel centre to the segment:
+       cov = clamp(r + 0.5 - d, 0, 1)
+   (full ink up to r - 0.5, none from r + 0.5), and a pixel's ink a is the
+   MAXIMUM over all segments of the drawing (overlaps do not darken). The
+   8-bit value of channel k is floor(paper[k] + (ink[k] - paper[k]) a + 0.5).
+   Below line_width 1 the ink never reaches 1 (at most r + 0.5). Points
+   outside the box are drawn where they fall and clipped at the canvas edge.
+   Distances are computed in double. Cost: the sum over segments of the
+   pixel area of each capsule's bounding box. tools/quickdraw_ref.py is an
+   independent numpy implementation used for the golden tests.
+
+   Example (the simplified drawings sit in the top-left of their box;
+   zs_sketch_prepare crops to the ink, so that does not matter):
+       zs_qd_file f;
+       zs_image im;
+       float *t = ...;                             // [3, 224, 224]
+       if (zs_qd_load(&f, "cat.ndjson", NULL)) printf("%s\n", zs_last_error());
+       zs_qd_render(&im, &f.drawings[0], NULL);    // 256 x 256, width 3
+       zs_preprocess_sketch(&im, 224, t);          // SPEC 3
+       zs_image_free(&im);
+       zs_qd_free(&f); */
+
+
+#define ZS_QD_MAX_COORD 1000000.0 /* |x|, |y| bound (keeps all arithmetic finite) */
+
+typedef struct zs_qd_stroke {
+    int n;          /* points (>= 1 in loaded files) */
+    const float *x; /* [n] */
+    const float *y; /* [n] */
+} zs_qd_stroke;
+
+typedef struct zs_qd_drawing {
+    int n_strokes;               /* >= 0 ("drawing": [] is a blank sketch) */
+    const zs_qd_stroke *strokes; /* [n_strokes] */
+    const char *word;            /* UTF-8, NULL when absent */
+    const char *key_id;          /* NULL when absent */
+    int line;                    /* 1-based line in the file (0 if built by hand) */
+} zs_qd_drawing;
+
+typedef struct zs_qd_file {
+    int n;                   /* drawings, in file order */
+    zs_qd_drawing *drawings; /* [n] */
+    zs_qd_stroke *strokes_;  /* private storage, freed by zs_qd_free */
+    float *points_;
+    char *text_;
+} zs_qd_file;
+
+/* Bounds on untrusted files; a load fails when one is exceeded. */
+typedef struct zs_qd_limits {
+    int max_drawings;        /* default 4,194,304 */
+    int max_strokes;         /* per drawing, default 4096 */
+    int max_points;          /* per stroke, default 65536 */
+    size_t max_total_points; /* whole file, default 2^27 (1 GiB of floats) */
+    size_t max_line;         /* bytes of one line without its end, default 1 MiB */
+} zs_qd_limits;
+
+ZSDEF zs_qd_limits zs_qd_default_limits(void);
+/* Parse a whole .ndjson file (streamed: memory is the drawings plus one
+   line). lim NULL = defaults. *out is zeroed on failure. */
+ZSDEF int zs_qd_load(zs_qd_file *out, const char *path, const zs_qd_limits *lim);
+/* Same over n bytes of caller memory (not modified); name (may be NULL)
+   prefixes messages. */
+ZSDEF int zs_qd_load_memory(zs_qd_file *out, const void *buf, size_t n, const char *name, const zs_qd_limits *lim);
+/* Frees everything and zeroes *f. NULL and zeroed files are fine. */
+ZSDEF void zs_qd_free(zs_qd_file *f);
+
+typedef struct zs_qd_raster_opts {
+    int width, height;       /* canvas, 1..ZS_IMAGE_MAX_DIM (default 256 x 256) */
+    float line_width;        /* ink width in output pixels, (0, 1024] (default 3) */
+    float margin;            /* free border in output pixels; < 0 (default) means
+                                line_width / 2 + 0.5, so ink inside the box is
+                                never clipped */
+    float box;               /* side of the source box, [1, 1e6] (default 256) */
+    unsigned char ink[3];    /* default black */
+    unsigned char paper[3];  /* default white */
+} zs_qd_raster_opts;
+
+ZSDEF zs_qd_raster_opts zs_qd_raster_default_opts(void);
+/* Ink coverage a in [0, 1] of every pixel: cov is [height][width] floats
+   (caller's buffer, overwritten). o NULL = defaults. */
+ZSDEF int zs_qd_coverage(float *cov, const zs_qd_drawing *d, const zs_qd_raster_opts *o);
+/* The drawing as a new RGB image (free with zs_image_free; zeroed on
+   failure). A drawing without strokes gives a blank (all paper) canvas. */
+ZSDEF int zs_qd_render(zs_image *out, const zs_qd_drawing *d, const zs_qd_raster_opts *o);
+
+/* ==================================================================== */
+/* [api:index] photo index files (.zsi), contact sheets                 */
+/* ==================================================================== */
+/* A photo index stores, once, what searching a collection needs: for every
+   photo its path, class label (-1 = unknown) and L2-normalised ret-token
+   embedding [dim] (SPEC 1.6 "sa" mode), and optionally the SA output tokens
+   [tokens, token_dim] (f16 or f32) from which the RN reranker rebuilds its
+   per-photo cache (zs_zse_cache). Embeddings are loaded into memory; tokens
+   stay in the file and are read per photo (zs_index_tokens), so a reranked
+   search touches only its top-k records.
+
+   File layout (little-endian; every count and length is checked against the
+   real file size before anything is allocated):
+      "ZSESBIRI" u32 version (1) u32 model (0 = ZSE-SBIR)
+      u64 config_hash   FNV-1a 64 of the model config text
+      u64 weights_hash  zs_weights_hash of the parameters used
+      u32 n  u32 dim  u32 tokens  u32 token_dim  u32 token_type (ZS_F32|ZS_F16)
+      u32 n_classes  u32 config_len  u32 0
+      config text; n_classes x (u32 len, name); n x (i32 label, u32 len, path)
+      n records: f32 emb[dim], tokens[tokens*token_dim] of token_type
+   Strings are at most ZS_INDEX_MAX_STR bytes; n at most 2^31-1. */
+#define ZS_INDEX_VERSION 1
+#define ZS_INDEX_MAX_STR 4096
+
+typedef struct zs_index_info {
+    uint64_t config_hash, weights_hash;
+    const char *config;      /* model config text (zs_zse_config_format) */
+    int n, dim;              /* photos, embedding size */
+    int tokens, token_dim;   /* 0, 0: no tokens stored (no RN reranking) */
+    zs_type token_type;      /* ZS_F16 (half the size) or ZS_F32 */
+    int n_classes;
+    const char *const *class_name; /* [n_classes] or NULL */
+    const char *const *path;       /* [n] */
+    const int32_t *label;          /* [n] or NULL (all -1) */
+} zs_index_info;
+
+typedef struct zs_index_writer zs_index_writer; /* opaque */
+/* Writes the header, class names and paths; then call zs_index_append once
+   per photo in order, then zs_index_finish (which fails, removing the file,
+   unless exactly n records were appended). zs_index_abort removes it. */
+ZSDEF zs_index_writer *zs_index_create(const char *path, const zs_index_info *info);
+ZSDEF int zs_index_append(zs_index_writer *w, const float *emb /*[dim]*/, const float *tokens /*[tokens*token_dim] or NULL when none*/);
+ZSDEF int zs_index_finish(zs_index_writer *w);
+ZSDEF void zs_index_abort(zs_index_writer *w);
+
+typedef struct zs_index {
+    uint32_t version, model;
+    uint64_t config_hash, weights_hash;
+    char *config;            /* NUL-terminated */
+    int n, dim, tokens, token_dim;
+    zs_type token_type;
+    int n_classes;
+    char **class_name;       /* [n_classes] */
+    char **path;             /* [n] */
+    int32_t *label;          /* [n], -1 = unknown */
+    float *emb;              /* [n, dim] */
+    void *priv_;             /* open file for token reads */
+} zs_index;
+/* Reads the header, strings and all embeddings; *out zeroed on failure. */
+ZSDEF int zs_index_load(const char *path, zs_index *out);
+/* Tokens of photo i as f32 [tokens*token_dim]; ZS_ERR_STATE if none stored. */
+ZSDEF int zs_index_tokens(zs_index *idx, int i, float *out);
+ZSDEF void zs_index_free(zs_index *idx);
+/* FNV-1a 64 of bytes (config text hashes). */
+ZSDEF uint64_t zs_hash_bytes(const void *p, size_t n, uint64_t seed);
+/* Fingerprint of a parameter set (names, shapes and values). */
+ZSDEF uint64_t zs_weights_hash(const zs_params *p);
+
+/* Contact sheet: the query on the left (blue frame), then the n results in
+   rows of `cols` cells of `cell` pixels, each scaled to fit with its aspect
+   ratio kept (bilinear) and framed green (mark 1: same class), red (0) or
+   grey (-1: unknown), with its rank number in the corner. */
+ZSDEF int zs_contact_sheet(zs_image *out, const zs_image *query, const zs_image *items, int n, const int *mark,
+                           int cell, int cols);
 
 #ifdef __cplusplus
 }
@@ -7428,6 +7639,72 @@ ZS__FN int zs_optim_step(zs_optim *o) {
 
 ZS__FN int64_t zs_optim_steps(const zs_optim *o) { return o ? o->steps : 0; }
 
+ZS__FN int zs_optim_save(const zs_optim *o, const char *path) {
+    zs_st_entry e[3];
+    int64_t sn[1], sc[1];
+    int32_t *ps;
+    char steps[32], kind[8], numel[32];
+    const char *meta[7];
+    int i, ne = 0, r;
+    if (!o || !path) return zs__fail(ZS_ERR_ARG, "zs_optim_save: NULL argument");
+    ps = (int32_t *)zs__malloc(sizeof(int32_t) * (size_t)(o->n_params + 1), NULL);
+    if (!ps) return zs__fail(ZS_ERR_NOMEM, "zs_optim_save: out of memory");
+    for (i = 0; i < o->n_params; i++) ps[i] = (int32_t)(o->pstep[i] > 0x7fffffff ? 0x7fffffff : o->pstep[i]);
+    sn[0] = (int64_t)o->params->numel;
+    sc[0] = o->n_params;
+    e[ne].name = "pstep"; e[ne].type = ZS_I32; e[ne].ndim = 1; e[ne].shape = sc; e[ne].data = ps; ne++;
+    if (o->m) { e[ne].name = "m"; e[ne].type = ZS_F32; e[ne].ndim = 1; e[ne].shape = sn; e[ne].data = o->m; ne++; }
+    if (o->v) { e[ne].name = "v"; e[ne].type = ZS_F32; e[ne].ndim = 1; e[ne].shape = sn; e[ne].data = o->v; ne++; }
+    snprintf(steps, sizeof steps, "%lld", (long long)o->steps);
+    snprintf(kind, sizeof kind, "%d", (int)o->p.kind);
+    snprintf(numel, sizeof numel, "%llu", (unsigned long long)o->params->numel);
+    meta[0] = "optim.steps"; meta[1] = steps; meta[2] = "optim.kind"; meta[3] = kind;
+    meta[4] = "optim.numel"; meta[5] = numel; meta[6] = NULL;
+    r = zs_st_save(path, e, ne, meta);
+    zs__free(ps, NULL);
+    return r;
+}
+
+ZS__FN int zs_optim_load(zs_optim *o, const char *path) {
+    zs_safetensors *st;
+    const zs_st_info *t;
+    const char *kind, *steps;
+    int32_t *ps = NULL;
+    int i, r = ZS_OK;
+    if (!o || !path) return zs__fail(ZS_ERR_ARG, "zs_optim_load: NULL argument");
+    if (!(st = zs_st_open(path))) return ZS_ERR_FORMAT;
+    kind = zs_st_metadata(st, "optim.kind");
+    steps = zs_st_metadata(st, "optim.steps");
+    if (!kind || !steps || atoi(kind) != (int)o->p.kind) {
+        r = zs__fail(ZS_ERR_FORMAT, "zs_optim_load(%.200s): not the state of this optimiser kind (%s vs %d)", path, kind ? kind : "none", (int)o->p.kind);
+        goto done;
+    }
+    t = zs_st_find(st, "pstep");
+    if (!t || t->type != ZS_I32 || t->ndim != 1 || t->shape[0] != o->n_params) {
+        r = zs__fail(ZS_ERR_FORMAT, "zs_optim_load(%.200s): pstep missing or not I32 [%d] (different model?)", path, o->n_params);
+        goto done;
+    }
+    if (!(ps = (int32_t *)zs__malloc(sizeof(int32_t) * (size_t)(o->n_params + 1), NULL))) { r = zs__fail(ZS_ERR_NOMEM, "zs_optim_load: out of memory"); goto done; }
+    if ((r = zs_st_read(st, t, ps, ZS_I32, (size_t)o->n_params)) != 0) goto done;
+    for (i = 0; i < 2; i++) {
+        float *buf = i ? o->v : o->m;
+        if (!buf) continue;
+        t = zs_st_find(st, i ? "v" : "m");
+        if (!t || t->ndim != 1 || (uint64_t)t->shape[0] != (uint64_t)o->params->numel) {
+            r = zs__fail(ZS_ERR_FORMAT, "zs_optim_load(%.200s): moment '%s' missing or not [%zu]", path, i ? "v" : "m", o->params->numel);
+            goto done;
+        }
+        if ((r = zs_st_read(st, t, buf, ZS_F32, o->params->numel)) != 0) goto done;
+    }
+    for (i = 0; i < o->n_params; i++) o->pstep[i] = ps[i] < 0 ? 0 : ps[i];
+    o->steps = strtoll(steps, NULL, 10);
+    if (o->steps < 0) o->steps = 0;
+done:
+    zs__free(ps, NULL);
+    zs_st_close(st);
+    return r;
+}
+
 #include <errno.h>
 #include <limits.h>
 
@@ -8750,6 +9027,23 @@ ZS__FN zs_zse_config zs_zse_config_small(void) {
     return c;
 }
 
+ZS__FN zs_zse_config zs_zse_config_tiny(void) {
+    zs_zse_config c = zs_zse_config_default();
+    c.img_size = 64; c.dim = 32; c.depth = 2; c.heads = 4; c.mlp_dim = 64;
+    c.scale_ch[0] = 8; c.scale_ch[1] = 16; c.scale_ch[2] = 16;
+    c.ca_heads = 2; c.ca_ffn = 48; c.anchor_ch = 24;
+    return c;
+}
+
+ZS__FN int zs_zse_config_named(const char *name, zs_zse_config *out) {
+    if (!name || !out) return zs__fail(ZS_ERR_ARG, "zs_zse_config_named: NULL argument");
+    if (!strcmp(name, "default")) *out = zs_zse_config_default();
+    else if (!strcmp(name, "small")) *out = zs_zse_config_small();
+    else if (!strcmp(name, "tiny")) *out = zs_zse_config_tiny();
+    else return zs__fail(ZS_ERR_ARG, "unknown config '%.100s' (choose default, small or tiny)", name);
+    return ZS_OK;
+}
+
 ZS__FN int zs_zse_config_check(const zs_zse_config *c, zs_zse_dims *d) {
     zs_zse_dims t;
     int i;
@@ -8935,8 +9229,11 @@ ZS__PRIV void zs__fill_normal_seed(zs_tensor *t, uint64_t key, float std) {
 ZS__FN int zs_zse_init(zs_zse *m, const zs_zse_config *c, int with_grad, uint64_t seed) {
     int rc = zs__zse_create(m, c, with_grad), i;
     if (rc != ZS_OK) return rc;
-    /* ViT-style init: linears and embeddings N(0, 0.02), biases 0, norms 1/0;
-       convs N(0, sqrt(2/fan_in)) (Kaiming) */
+    /* SA (the ViT): linears and embeddings N(0, 0.02), biases 0, norms 1/0;
+       convs N(0, sqrt(2/fan_in)) (Kaiming). Everything else (CA, token head,
+       RN) as PyTorch's defaults, which the release trains from: weights and
+       biases U(+-1/sqrt(fan_in)). (With N(0, 0.02) the three-layer RN starts
+       with vanishing outputs and gradients and its loss does not move.) */
     for (i = 0; i < m->params.count; i++) {
         zs_tensor *t = &m->params.t[i];
         const char *n = t->name;
@@ -8944,7 +9241,14 @@ ZS__FN int zs_zse_init(zs_zse *m, const zs_zse_config *c, int with_grad, uint64_
         uint64_t key = zs__mix64(seed ^ zs__mix64((uint64_t)i + 1));
         int is_bias = L >= 5 && !strcmp(n + L - 5, ".bias");
         int is_norm = strstr(n, "norm") != NULL;
-        if (is_norm && (L >= 7 && !strcmp(n + L - 7, ".weight"))) zs_tensor_fill(t, 1.0f);
+        if (strncmp(n, "sa.", 3) && !is_norm) {
+            int64_t k, fan_in = 1, ne = zs_numel(t);
+            float bound, *x = (float *)t->data;
+            const zs_tensor *w = is_bias && i > 0 ? &m->params.t[i - 1] : t; /* bias follows its weight */
+            for (k = 1; k < w->ndim; k++) fan_in *= w->shape[k];
+            bound = 1.0f / sqrtf((float)fan_in);
+            for (k = 0; k < ne; k++) x[k] = bound * (2.0f * zs__hash_uniform(key, (uint64_t)k) - 1.0f);
+        } else if (is_norm && (L >= 7 && !strcmp(n + L - 7, ".weight"))) zs_tensor_fill(t, 1.0f);
         else if (is_norm && n[L - 1] == 'a' && n[L - 2] == '.') zs_tensor_fill(t, 1.0f);
         else if (is_bias || (is_norm && n[L - 1] == 'b' && n[L - 2] == '.')) zs_tensor_fill(t, 0.0f);
         else if (t->ndim == 4) zs__fill_normal_seed(t, key, sqrtf(2.0f / (float)(t->shape[1] * t->shape[2] * t->shape[3])));
@@ -10859,6 +11163,997 @@ ZS__FN int zs_preprocess_sketch(const zs_image *im, int size, float *out) {
     r = zs_image_normalize(&t, m, s, out);
     zs_image_free(&t);
     return r;
+}
+
+
+/* ==================================================================== */
+/* [impl:quickdraw] ndjson reader, anti-aliased stroke rasteriser       */
+/* ==================================================================== */
+/* The JSON cursor, string unescaping, value skipper and UTF-8 check of
+   [impl:io] are reused; strings are unescaped in place, so every line is
+   parsed in a private writable copy. */
+
+/* Builder: growing arrays that refer to each other by offsets (they move
+   while growing); zs__qd_finish turns offsets into pointers. */
+typedef struct zs__qd_dref { size_t stroke0, word, key; int n_strokes, line; } zs__qd_dref;
+typedef struct zs__qd_sref { size_t pt; int n; } zs__qd_sref; /* x at pt, y at pt + n */
+
+typedef struct zs__qd_build {
+    zs_qd_limits lim;
+    const char *name;
+    int line;
+    zs__qd_dref *dr;
+    zs__qd_sref *st;
+    float *pt;
+    char *tx;
+    size_t ndr, cdr, nst, cst, npt, cpt, ntx, ctx;
+} zs__qd_build;
+
+#define ZS__QD_NONE ((size_t)-1)
+
+ZS__FN zs_qd_limits zs_qd_default_limits(void) {
+    zs_qd_limits l;
+    l.max_drawings = 1 << 22;
+    l.max_strokes = 4096;
+    l.max_points = 65536;
+    l.max_total_points = (size_t)1 << 27;
+    l.max_line = (size_t)1 << 20;
+    return l;
+}
+
+/* Makes room for `need` elements of es bytes (doubling); NULL + *err. */
+ZS__PRIV void *zs__qd_grow(void *p, size_t *cap, size_t need, size_t es, const zs__qd_build *b, int *err) {
+    size_t nc = *cap ? *cap : 64, bytes;
+    void *q;
+    *err = ZS_OK;
+    if (need <= *cap) return p;
+    while (nc < need) {
+        if (nc > SIZE_MAX / 2) nc = need;
+        else nc *= 2;
+    }
+    if (!zs__mul_ok(nc, es, &bytes) || !(q = zs__malloc(bytes, NULL))) {
+        *err = zs__fail(ZS_ERR_NOMEM, "%s:%d: out of memory", b->name, b->line);
+        return p;
+    }
+    if (p) memcpy(q, p, *cap * es);
+    zs__free(p, NULL);
+    *cap = nc;
+    return q;
+}
+
+/* Appends len bytes + NUL to the text pool; *off receives their offset. */
+ZS__PRIV int zs__qd_text(zs__qd_build *b, const char *s, size_t len, size_t *off) {
+    int r;
+    if (len >= SIZE_MAX - b->ntx - 1) return zs__fail(ZS_ERR_NOMEM, "%s:%d: out of memory", b->name, b->line);
+    b->tx = (char *)zs__qd_grow(b->tx, &b->ctx, b->ntx + len + 1, 1, b, &r);
+    if (r) return r;
+    memcpy(b->tx + b->ntx, s, len);
+    b->tx[b->ntx + len] = 0;
+    *off = b->ntx;
+    b->ntx += len + 1;
+    return ZS_OK;
+}
+
+/* A JSON number at j->p, grammar checked by zs__jskip_number, converted
+   without strtod (locale-independent): up to 19 significant digits times a
+   power of ten. */
+ZS__PRIV int zs__qd_number(zs__qd_build *b, zs__json *j, int si, const char *axis, int k, double *out) {
+    size_t p0 = j->p, p = j->p, len;
+    uint64_t m = 0;
+    long e = 0, ex = 0;
+    int nd = 0, neg = 0, eneg = 0, r, c = zs__jpeek(j);
+    double v;
+    if (c != '-' && (c < '0' || c > '9'))
+        return zs__jfail(j, "stroke %d: %s[%d] is not a number", si, axis, k);
+    if ((r = zs__jskip_number(j)) != 0) return r;
+    if (j->s[p] == '-') neg = 1, p++;
+    for (; p < j->p && j->s[p] >= '0' && j->s[p] <= '9'; p++) {
+        if (nd < 19) {
+            m = m * 10 + (uint64_t)(j->s[p] - '0');
+            if (m) nd++;
+        } else if (e < 100000) e++; /* dropped integer digit */
+    }
+    if (p < j->p && j->s[p] == '.')
+        for (p++; p < j->p && j->s[p] >= '0' && j->s[p] <= '9'; p++)
+            if (nd < 19) {
+                m = m * 10 + (uint64_t)(j->s[p] - '0');
+                if (m) nd++;
+                if (e > -100000) e--;
+            }
+    if (p < j->p) { /* exponent: e or E, optional sign, digits */
+        p++;
+        if (j->s[p] == '+' || j->s[p] == '-') eneg = j->s[p++] == '-';
+        for (; p < j->p; p++)
+            if (ex < 100000) ex = ex * 10 + (j->s[p] - '0');
+    }
+    e += eneg ? -ex : ex;
+    if (m == 0) v = 0.0;
+    else if (e > 30) v = 2.0 * ZS_QD_MAX_COORD; /* >= 1e30: rejected below */
+    else if (e >= 0) v = (double)m * pow(10.0, (double)e);
+    else if (e < -400) v = 0.0;
+    else v = (double)m / pow(10.0, (double)-e);
+    if (neg) v = -v;
+    if (!(v <= ZS_QD_MAX_COORD && v >= -ZS_QD_MAX_COORD)) {
+        len = j->p - p0;
+        return zs__fail(ZS_ERR_FORMAT, "%s:%d: stroke %d: %s[%d] = %.*s%s is outside +-%g", b->name, b->line, si,
+                        axis, k, (int)(len > 40 ? 40 : len), j->s + p0, len > 40 ? "..." : "", ZS_QD_MAX_COORD);
+    }
+    *out = v;
+    return ZS_OK;
+}
+
+/* "[n0, n1, ...]" of stroke si; stores the values when `store`, else only
+   counts them (the raw format's timestamps). */
+ZS__PRIV int zs__qd_numbers(zs__qd_build *b, zs__json *j, int si, const char *axis, int store, int *count) {
+    int n = 0, r, more;
+    double v = 0.0;
+    *count = 0;
+    zs__jws(j);
+    if (zs__jpeek(j) != '[') return zs__jfail(j, "stroke %d: expected the %s array", si, axis);
+    j->p++;
+    zs__jws(j);
+    if (zs__jpeek(j) == ']') { j->p++; return ZS_OK; }
+    for (;;) {
+        if (n >= b->lim.max_points)
+            return zs__fail(ZS_ERR_FORMAT, "%s:%d: stroke %d: more than %d %s values", b->name, b->line, si,
+                            b->lim.max_points, axis);
+        if ((r = zs__qd_number(b, j, si, axis, n, &v)) != 0) return r;
+        if (store) {
+            if (b->npt >= 2 * b->lim.max_total_points)
+                return zs__fail(ZS_ERR_FORMAT, "%s:%d: more than %zu points in the file", b->name, b->line,
+                                b->lim.max_total_points);
+            b->pt = (float *)zs__qd_grow(b->pt, &b->cpt, b->npt + 1, sizeof(float), b, &r);
+            if (r) return r;
+            b->pt[b->npt++] = (float)v;
+        }
+        n++;
+        if ((r = zs__jnext(j, ']', &more)) != 0) return r;
+        if (!more) break;
+    }
+    *count = n;
+    return ZS_OK;
+}
+
+/* [[x...], [y...]] or [[x...], [y...], [t...]] */
+ZS__PRIV int zs__qd_stroke(zs__qd_build *b, zs__json *j, int si) {
+    size_t pt0 = b->npt;
+    int nx, ny, nt, r;
+    zs__jws(j);
+    if (zs__jpeek(j) != '[') return zs__jfail(j, "stroke %d: expected '[' (a stroke is [[x...], [y...]])", si);
+    j->p++;
+    if ((r = zs__qd_numbers(b, j, si, "x", 1, &nx)) != 0) return r;
+    zs__jws(j);
+    if (zs__jpeek(j) != ',') return zs__jfail(j, "stroke %d: expected ',' and the y array after the x array", si);
+    j->p++;
+    if ((r = zs__qd_numbers(b, j, si, "y", 1, &ny)) != 0) return r;
+    if (nx != ny)
+        return zs__fail(ZS_ERR_FORMAT, "%s:%d: stroke %d: %d x values but %d y values", b->name, b->line, si, nx, ny);
+    if (nx == 0) return zs__fail(ZS_ERR_FORMAT, "%s:%d: stroke %d has no points", b->name, b->line, si);
+    zs__jws(j);
+    if (zs__jpeek(j) == ',') { /* raw format: timestamps */
+        j->p++;
+        if ((r = zs__qd_numbers(b, j, si, "t", 0, &nt)) != 0) return r;
+        if (nt != nx)
+            return zs__fail(ZS_ERR_FORMAT, "%s:%d: stroke %d: %d points but %d timestamps", b->name, b->line, si, nx, nt);
+        zs__jws(j);
+    }
+    if (zs__jpeek(j) != ']') return zs__jfail(j, "stroke %d: expected ']' after its arrays", si);
+    j->p++;
+    b->st = (zs__qd_sref *)zs__qd_grow(b->st, &b->cst, b->nst + 1, sizeof *b->st, b, &r);
+    if (r) return r;
+    b->st[b->nst].pt = pt0;
+    b->st[b->nst].n = nx;
+    b->nst++;
+    return ZS_OK;
+}
+
+ZS__PRIV int zs__qd_strokes(zs__qd_build *b, zs__json *j, int *n_strokes) {
+    int n = 0, r, more;
+    *n_strokes = 0;
+    if (zs__jpeek(j) != '[') return zs__jfail(j, "\"drawing\" must be an array of strokes");
+    j->p++;
+    zs__jws(j);
+    if (zs__jpeek(j) == ']') { j->p++; return ZS_OK; }
+    for (;;) {
+        if (n >= b->lim.max_strokes)
+            return zs__fail(ZS_ERR_FORMAT, "%s:%d: more than %d strokes", b->name, b->line, b->lim.max_strokes);
+        if ((r = zs__qd_stroke(b, j, n)) != 0) return r;
+        n++;
+        if ((r = zs__jnext(j, ']', &more)) != 0) return r;
+        if (!more) break;
+    }
+    *n_strokes = n;
+    return ZS_OK;
+}
+
+/* One line (writable, n bytes, no line end) -> at most one drawing. */
+ZS__PRIV int zs__qd_line(zs__qd_build *b, char *s, size_t n) {
+    char who[300];
+    zs__json j;
+    zs__qd_dref d;
+    size_t bad = zs__utf8_check((const unsigned char *)s, n);
+    int r, more, have_drawing = 0, c;
+    if (bad != n) return zs__fail(ZS_ERR_FORMAT, "%s:%d: invalid UTF-8 at byte %zu", b->name, b->line, bad);
+    snprintf(who, sizeof who, "%.256s:%d", b->name, b->line);
+    j.s = s;
+    j.n = n;
+    j.p = 0;
+    j.who = who;
+    j.kind = "JSON";
+    zs__jws(&j);
+    if (j.p == n) return ZS_OK; /* blank line */
+    if (b->ndr >= (size_t)b->lim.max_drawings)
+        return zs__fail(ZS_ERR_FORMAT, "%s:%d: more than %d drawings", b->name, b->line, b->lim.max_drawings);
+    if (zs__jpeek(&j) != '{') return zs__jfail(&j, "expected '{' (one JSON object a line)");
+    j.p++;
+    d.stroke0 = b->nst;
+    d.word = d.key = ZS__QD_NONE;
+    d.n_strokes = 0;
+    d.line = b->line;
+    zs__jws(&j);
+    if (zs__jpeek(&j) == '}') j.p++;
+    else
+        for (;;) {
+            char *key, *str;
+            size_t v0;
+            zs__jws(&j);
+            if ((r = zs__jstring(&j, &key, "a member name")) != 0) return r;
+            if ((r = zs__jexpect(&j, ':', "after a member name")) != 0) return r;
+            if (!strcmp(key, "drawing")) {
+                if (have_drawing) return zs__jfail(&j, "\"drawing\" appears twice");
+                have_drawing = 1;
+                if ((r = zs__qd_strokes(b, &j, &d.n_strokes)) != 0) return r;
+            } else if (!strcmp(key, "word")) {
+                if (d.word != ZS__QD_NONE) return zs__jfail(&j, "\"word\" appears twice");
+                if ((r = zs__jstring(&j, &str, "\"word\"")) != 0) return r;
+                if ((r = zs__qd_text(b, str, strlen(str), &d.word)) != 0) return r;
+            } else if (!strcmp(key, "key_id")) {
+                if (d.key != ZS__QD_NONE) return zs__jfail(&j, "\"key_id\" appears twice");
+                c = zs__jpeek(&j);
+                if (c == '"') {
+                    if ((r = zs__jstring(&j, &str, "\"key_id\"")) != 0) return r;
+                    r = zs__qd_text(b, str, strlen(str), &d.key);
+                } else if (c == '-' || (c >= '0' && c <= '9')) {
+                    v0 = j.p;
+                    if ((r = zs__jskip_number(&j)) != 0) return r;
+                    r = zs__qd_text(b, s + v0, j.p - v0, &d.key);
+                } else return zs__jfail(&j, "\"key_id\" must be a string or a number");
+                if (r) return r;
+            } else if ((r = zs__jskip(&j, 1)) != 0) return r;
+            if ((r = zs__jnext(&j, '}', &more)) != 0) return r;
+            if (!more) break;
+        }
+    zs__jws(&j);
+    if (j.p != n) return zs__jfail(&j, "unexpected text after the object");
+    if (!have_drawing) return zs__fail(ZS_ERR_FORMAT, "%s:%d: no \"drawing\" member", b->name, b->line);
+    b->dr = (zs__qd_dref *)zs__qd_grow(b->dr, &b->cdr, b->ndr + 1, sizeof *b->dr, b, &r);
+    if (r) return r;
+    b->dr[b->ndr++] = d;
+    return ZS_OK;
+}
+
+ZS__PRIV int zs__qd_begin(zs__qd_build *b, zs_qd_file *out, const char *name, const zs_qd_limits *lim,
+                          const char *who) {
+    memset(b, 0, sizeof *b);
+    b->name = name;
+    b->lim = lim ? *lim : zs_qd_default_limits();
+    if (out) memset(out, 0, sizeof *out);
+    if (!out || !name) return zs__fail(ZS_ERR_ARG, "%s: NULL argument", who);
+    if (b->lim.max_drawings < 1 || b->lim.max_strokes < 1 || b->lim.max_points < 1 || b->lim.max_total_points < 1 ||
+        b->lim.max_total_points > SIZE_MAX / 8 || b->lim.max_line < 1 || b->lim.max_line > ((size_t)1 << 30))
+        return zs__fail(ZS_ERR_ARG, "%s: limits out of range (counts >= 1, max_line <= 2^30)", who);
+    return ZS_OK;
+}
+
+ZS__PRIV void zs__qd_drop(zs__qd_build *b) {
+    zs__free(b->dr, NULL);
+    zs__free(b->st, NULL);
+    zs__free(b->pt, NULL);
+    zs__free(b->tx, NULL);
+    b->dr = NULL, b->st = NULL, b->pt = NULL, b->tx = NULL;
+}
+
+/* Offsets -> pointers; the point and text pools move into *out. */
+ZS__PRIV int zs__qd_finish(zs__qd_build *b, zs_qd_file *out) {
+    size_t i;
+    if (b->ndr) out->drawings = (zs_qd_drawing *)zs__malloc(b->ndr * sizeof *out->drawings, NULL);
+    if (b->nst) out->strokes_ = (zs_qd_stroke *)zs__malloc(b->nst * sizeof *out->strokes_, NULL);
+    if ((b->ndr && !out->drawings) || (b->nst && !out->strokes_)) {
+        zs__free(out->drawings, NULL);
+        zs__free(out->strokes_, NULL);
+        memset(out, 0, sizeof *out);
+        zs__qd_drop(b);
+        return zs__fail(ZS_ERR_NOMEM, "%s: out of memory", b->name);
+    }
+    for (i = 0; i < b->nst; i++) {
+        out->strokes_[i].n = b->st[i].n;
+        out->strokes_[i].x = b->pt + b->st[i].pt;
+        out->strokes_[i].y = b->pt + b->st[i].pt + b->st[i].n;
+    }
+    for (i = 0; i < b->ndr; i++) {
+        zs_qd_drawing *d = &out->drawings[i];
+        d->n_strokes = b->dr[i].n_strokes;
+        d->strokes = d->n_strokes ? out->strokes_ + b->dr[i].stroke0 : NULL;
+        d->word = b->dr[i].word == ZS__QD_NONE ? NULL : b->tx + b->dr[i].word;
+        d->key_id = b->dr[i].key == ZS__QD_NONE ? NULL : b->tx + b->dr[i].key;
+        d->line = b->dr[i].line;
+    }
+    out->n = (int)b->ndr;
+    out->points_ = b->pt;
+    out->text_ = b->tx;
+    b->pt = NULL;
+    b->tx = NULL;
+    zs__qd_drop(b);
+    return ZS_OK;
+}
+
+/* Strips a trailing '\r' (and a BOM on line 1), checks the length, parses. */
+ZS__PRIV int zs__qd_feed(zs__qd_build *b, char *s, size_t n) {
+    if (b->line == INT_MAX) return zs__fail(ZS_ERR_FORMAT, "%s: more than %d lines", b->name, INT_MAX - 1);
+    b->line++;
+    if (n && s[n - 1] == '\r') n--;
+    if (b->line == 1 && n >= 3 && !memcmp(s, "\xef\xbb\xbf", 3)) s += 3, n -= 3;
+    if (n > b->lim.max_line)
+        return zs__fail(ZS_ERR_FORMAT, "%s:%d: line longer than %zu bytes", b->name, b->line, b->lim.max_line);
+    return zs__qd_line(b, s, n);
+}
+
+ZS__FN int zs_qd_load_memory(zs_qd_file *out, const void *buf, size_t n, const char *name, const zs_qd_limits *lim) {
+    zs__qd_build b;
+    const char *s = (const char *)buf, *e, *end = s + n;
+    char *line = NULL;
+    size_t cap = 0, len;
+    int r = zs__qd_begin(&b, out, name ? name : "<memory>", lim, "zs_qd_load_memory");
+    if (r) return r;
+    if (!buf && n) return zs__fail(ZS_ERR_ARG, "zs_qd_load_memory: NULL buffer");
+    while (s < end) {
+        e = (const char *)memchr(s, '\n', (size_t)(end - s));
+        if (!e) e = end;
+        len = (size_t)(e - s);
+        if (len > b.lim.max_line + 1) { /* +1: a '\r' may still be stripped */
+            r = zs__fail(ZS_ERR_FORMAT, "%s:%d: line longer than %zu bytes", b.name, b.line + 1, b.lim.max_line);
+            break;
+        }
+        if (len + 1 > cap) { /* private copy: strings are unescaped in place */
+            zs__free(line, NULL);
+            cap = len + 1 > 4096 ? len + 1 : 4096;
+            if (!(line = (char *)zs__malloc(cap, NULL))) {
+                r = zs__fail(ZS_ERR_NOMEM, "%s:%d: out of memory", b.name, b.line + 1);
+                break;
+            }
+        }
+        if (len) memcpy(line, s, len);
+        if ((r = zs__qd_feed(&b, line, len)) != 0) break;
+        s = e + 1;
+    }
+    zs__free(line, NULL);
+    if (r) {
+        zs__qd_drop(&b);
+        return r;
+    }
+    return zs__qd_finish(&b, out);
+}
+
+ZS__FN int zs_qd_load(zs_qd_file *out, const char *path, const zs_qd_limits *lim) {
+    zs__qd_build b;
+    FILE *f;
+    char *buf;
+    size_t cap, start = 0, len = 0, got;
+    int r = zs__qd_begin(&b, out, path, lim, "zs_qd_load"), eof = 0;
+    if (r) return r;
+    cap = b.lim.max_line + 2; /* a longest line, '\r', '\n' */
+    if (cap < 65536) cap = 65536;
+    if (!(f = fopen(path, "rb"))) return zs__fail(ZS_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!(buf = (char *)zs__malloc(cap, NULL))) {
+        fclose(f);
+        return zs__fail(ZS_ERR_NOMEM, "%s: out of memory", path);
+    }
+    for (;;) {
+        char *nl = (char *)memchr(buf + start, '\n', len - start);
+        if (nl) {
+            if ((r = zs__qd_feed(&b, buf + start, (size_t)(nl - (buf + start)))) != 0) break;
+            start = (size_t)(nl - buf) + 1;
+            continue;
+        }
+        if (eof) {
+            if (len > start) r = zs__qd_feed(&b, buf + start, len - start);
+            break;
+        }
+        if (start) { /* keep the partial line, refill behind it */
+            memmove(buf, buf + start, len - start);
+            len -= start;
+            start = 0;
+        }
+        if (len - start > b.lim.max_line + 1) {
+            r = zs__fail(ZS_ERR_FORMAT, "%s:%d: line longer than %zu bytes", path, b.line + 1, b.lim.max_line);
+            break;
+        }
+        got = fread(buf + len, 1, cap - len, f);
+        if (got == 0) {
+            if (ferror(f)) {
+                r = zs__fail(ZS_ERR_IO, "%s: read error after line %d", path, b.line);
+                break;
+            }
+            eof = 1;
+        }
+        len += got;
+    }
+    fclose(f);
+    zs__free(buf, NULL);
+    if (r) {
+        zs__qd_drop(&b);
+        return r;
+    }
+    return zs__qd_finish(&b, out);
+}
+
+ZS__FN void zs_qd_free(zs_qd_file *f) {
+    if (!f) return;
+    zs__free(f->drawings, NULL);
+    zs__free(f->strokes_, NULL);
+    zs__free(f->points_, NULL);
+    zs__free(f->text_, NULL);
+    memset(f, 0, sizeof *f);
+}
+
+/* ---- rasteriser ------------------------------------------------------------ */
+
+ZS__FN zs_qd_raster_opts zs_qd_raster_default_opts(void) {
+    zs_qd_raster_opts o;
+    memset(&o, 0, sizeof o);
+    o.width = o.height = 256;
+    o.line_width = 3.0f;
+    o.margin = -1.0f;
+    o.box = 256.0f;
+    o.paper[0] = o.paper[1] = o.paper[2] = 255;
+    return o;
+}
+
+/* Canvas mapping u = ox + (x + 0.5) s (see [api:quickdraw]). */
+typedef struct zs__qd_map { double s, ox, oy, r; } zs__qd_map;
+
+ZS__PRIV int zs__qd_check(const zs_qd_drawing *d, const zs_qd_raster_opts *o, zs__qd_map *mp, const char *who) {
+    double m, side;
+    int i, k;
+    if (!d) return zs__fail(ZS_ERR_ARG, "%s: NULL drawing", who);
+    if (o->width < 1 || o->height < 1 || o->width > ZS_IMAGE_MAX_DIM || o->height > ZS_IMAGE_MAX_DIM)
+        return zs__fail(ZS_ERR_ARG, "%s: canvas %dx%d outside 1..%d", who, o->width, o->height, ZS_IMAGE_MAX_DIM);
+    /* comparisons written to reject NaN (by bits: -ffast-math folds x != x) */
+    if (zs__isnan_bits(o->line_width) || !(o->line_width > 0.0f && o->line_width <= 1024.0f))
+        return zs__fail(ZS_ERR_ARG, "%s: line_width %g outside (0, 1024]", who, (double)o->line_width);
+    if (zs__isnan_bits(o->box) || !(o->box >= 1.0f && o->box <= 1e6f))
+        return zs__fail(ZS_ERR_ARG, "%s: box %g outside [1, 1e6]", who, (double)o->box);
+    if (zs__isnan_bits(o->margin) || o->margin > 16384.0f)
+        return zs__fail(ZS_ERR_ARG, "%s: margin %g is not a number <= 16384", who, (double)o->margin);
+    if (d->n_strokes < 0 || (d->n_strokes > 0 && !d->strokes))
+        return zs__fail(ZS_ERR_ARG, "%s: bad stroke list (%d strokes)", who, d->n_strokes);
+    for (i = 0; i < d->n_strokes; i++) {
+        const zs_qd_stroke *st = &d->strokes[i];
+        if (st->n < 0 || (st->n > 0 && (!st->x || !st->y)))
+            return zs__fail(ZS_ERR_ARG, "%s: stroke %d: bad point arrays (%d points)", who, i, st->n);
+        for (k = 0; k < st->n; k++) {
+            float x = st->x[k], y = st->y[k];
+            if (zs__isnan_bits(x) || zs__isnan_bits(y) || !(x <= ZS_QD_MAX_COORD && x >= -ZS_QD_MAX_COORD) ||
+                !(y <= ZS_QD_MAX_COORD && y >= -ZS_QD_MAX_COORD))
+                return zs__fail(ZS_ERR_ARG, "%s: stroke %d point %d (%g, %g) is outside +-%g", who, i, k, (double)x,
+                                (double)y, ZS_QD_MAX_COORD);
+        }
+    }
+    mp->r = 0.5 * (double)o->line_width;
+    m = o->margin < 0.0f ? mp->r + 0.5 : (double)o->margin;
+    side = (o->width < o->height ? o->width : o->height) - 2.0 * m;
+    if (!(side > 0.0))
+        return zs__fail(ZS_ERR_ARG, "%s: margin %g leaves no room on a %dx%d canvas", who, m, o->width, o->height);
+    mp->s = side / (double)o->box;
+    mp->ox = 0.5 * ((double)o->width - (double)o->box * mp->s);
+    mp->oy = 0.5 * ((double)o->height - (double)o->box * mp->s);
+    return ZS_OK;
+}
+
+/* cov[j][i] = max(cov, clamp(r + 0.5 - dist(pixel centre, segment ab), 0, 1)),
+   visiting only the pixels whose centres lie in the capsule's bounding box. */
+ZS__PRIV void zs__qd_capsule(float *cov, int w, int h, double ax, double ay, double bx, double by, double r) {
+    double rr = r + 0.5, dx = bx - ax, dy = by - ay, len2 = dx * dx + dy * dy, inv = len2 > 0.0 ? 1.0 / len2 : 0.0;
+    double x0 = (ax < bx ? ax : bx) - rr, x1 = (ax < bx ? bx : ax) + rr;
+    double y0 = (ay < by ? ay : by) - rr, y1 = (ay < by ? by : ay) + rr;
+    double fi0 = ceil(x0 - 0.5), fi1 = floor(x1 - 0.5), fj0 = ceil(y0 - 0.5), fj1 = floor(y1 - 0.5);
+    int i, j, i0, i1, j0, j1;
+    if (fi0 < 0.0) fi0 = 0.0;
+    if (fj0 < 0.0) fj0 = 0.0;
+    if (fi1 > (double)(w - 1)) fi1 = (double)(w - 1);
+    if (fj1 > (double)(h - 1)) fj1 = (double)(h - 1);
+    if (fi0 > fi1 || fj0 > fj1) return; /* off the canvas */
+    i0 = (int)fi0, i1 = (int)fi1, j0 = (int)fj0, j1 = (int)fj1;
+    for (j = j0; j <= j1; j++) {
+        double py = (double)j + 0.5 - ay;
+        float *row = cov + (size_t)j * (size_t)w;
+        for (i = i0; i <= i1; i++) {
+            double px = (double)i + 0.5 - ax, t = (px * dx + py * dy) * inv, ex, ey, c;
+            if (t < 0.0) t = 0.0;
+            if (t > 1.0) t = 1.0;
+            ex = px - t * dx;
+            ey = py - t * dy;
+            c = rr - sqrt(ex * ex + ey * ey);
+            if (c <= 0.0) continue;
+            if (c > 1.0) c = 1.0;
+            if ((float)c > row[i]) row[i] = (float)c;
+        }
+    }
+}
+
+ZS__PRIV void zs__qd_draw(float *cov, const zs_qd_drawing *d, const zs_qd_raster_opts *o, const zs__qd_map *mp) {
+    int i, k;
+    memset(cov, 0, (size_t)o->width * (size_t)o->height * sizeof *cov);
+    for (i = 0; i < d->n_strokes; i++) {
+        const zs_qd_stroke *st = &d->strokes[i];
+        double ax, ay, bx, by;
+        if (st->n < 1) continue;
+        ax = mp->ox + ((double)st->x[0] + 0.5) * mp->s;
+        ay = mp->oy + ((double)st->y[0] + 0.5) * mp->s;
+        if (st->n == 1) zs__qd_capsule(cov, o->width, o->height, ax, ay, ax, ay, mp->r); /* a dot */
+        for (k = 1; k < st->n; k++, ax = bx, ay = by) {
+            bx = mp->ox + ((double)st->x[k] + 0.5) * mp->s;
+            by = mp->oy + ((double)st->y[k] + 0.5) * mp->s;
+            zs__qd_capsule(cov, o->width, o->height, ax, ay, bx, by, mp->r);
+        }
+    }
+}
+
+ZS__FN int zs_qd_coverage(float *cov, const zs_qd_drawing *d, const zs_qd_raster_opts *o) {
+    zs_qd_raster_opts def = zs_qd_raster_default_opts();
+    zs__qd_map mp;
+    int r;
+    if (!o) o = &def;
+    if (!cov) return zs__fail(ZS_ERR_ARG, "zs_qd_coverage: NULL output");
+    if ((r = zs__qd_check(d, o, &mp, "zs_qd_coverage")) != 0) return r;
+    zs__qd_draw(cov, d, o, &mp);
+    return ZS_OK;
+}
+
+ZS__FN int zs_qd_render(zs_image *out, const zs_qd_drawing *d, const zs_qd_raster_opts *o) {
+    zs_qd_raster_opts def = zs_qd_raster_default_opts();
+    zs__qd_map mp;
+    float *cov;
+    size_t i, n;
+    int r, c;
+    if (!out) return zs__fail(ZS_ERR_ARG, "zs_qd_render: NULL output");
+    out->w = out->h = 0;
+    out->rgb = NULL;
+    if (!o) o = &def;
+    if ((r = zs__qd_check(d, o, &mp, "zs_qd_render")) != 0) return r;
+    n = (size_t)o->width * (size_t)o->height; /* <= 2^28: no overflow below */
+    if (!(cov = (float *)zs__malloc(n * sizeof *cov, NULL)))
+        return zs__fail(ZS_ERR_NOMEM, "zs_qd_render: cannot allocate a %dx%d coverage buffer", o->width, o->height);
+    if ((r = zs_image_alloc(out, o->width, o->height)) != 0) {
+        zs__free(cov, NULL);
+        return r;
+    }
+    zs__qd_draw(cov, d, o, &mp);
+    for (i = 0; i < n; i++)
+        for (c = 0; c < 3; c++) {
+            double p = (double)o->paper[c], v = p + ((double)o->ink[c] - p) * (double)cov[i];
+            out->rgb[i * 3 + (size_t)c] = (unsigned char)(int)floor(v + 0.5);
+        }
+    zs__free(cov, NULL);
+    return ZS_OK;
+}
+
+/* ==================================================================== */
+/* [impl:index] photo index files, contact sheets                       */
+/* ==================================================================== */
+
+ZS__FN uint64_t zs_hash_bytes(const void *p, size_t n, uint64_t seed) {
+    const unsigned char *b = (const unsigned char *)p;
+    uint64_t h = seed ? seed : 0xcbf29ce484222325ull;
+    size_t i;
+    for (i = 0; i < n; i++) { h ^= b[i]; h *= 0x100000001b3ull; }
+    return h;
+}
+
+ZS__FN uint64_t zs_weights_hash(const zs_params *p) {
+    /* names and shapes byte-wise; values as 64-bit words with a multiply-xorshift
+       mix (byte-wise FNV over 400 MB would take a second) */
+    uint64_t h = 0xcbf29ce484222325ull, acc = 0;
+    size_t i, nw;
+    int k;
+    if (!p) return 0;
+    for (k = 0; k < p->count; k++) {
+        const zs_tensor *t = &p->t[k];
+        h = zs_hash_bytes(t->name, strlen(t->name), h);
+        h = zs_hash_bytes(t->shape, sizeof(t->shape[0]) * (size_t)t->ndim, h);
+    }
+    if (!p->data) return h;
+    nw = p->numel / 2;
+    for (i = 0; i < nw; i++) {
+        uint64_t w;
+        memcpy(&w, p->data + 2 * i, 8);
+        acc = (acc ^ w) * 0x9e3779b97f4a7c15ull;
+        acc ^= acc >> 29;
+    }
+    if (p->numel & 1) acc = zs_hash_bytes(p->data + p->numel - 1, 4, acc);
+    return zs_hash_bytes(&acc, 8, h);
+}
+
+ZS__PRIV void zs__put_le32(unsigned char *b, uint32_t v) { int i; for (i = 0; i < 4; i++) b[i] = (unsigned char)(v >> (8 * i)); }
+ZS__PRIV void zs__put_le64(unsigned char *b, uint64_t v) { int i; for (i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (8 * i)); }
+ZS__PRIV uint32_t zs__get_le32(const unsigned char *b) {
+    return (uint32_t)b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16) | ((uint32_t)b[3] << 24);
+}
+
+#define ZS__INDEX_HDR 64 /* magic 8, u32 x2, u64 x2, u32 x8 */
+
+struct zs_index_writer {
+    FILE *f;
+    char *path;
+    int n, done, dim, tok, tokd;
+    zs_type tt;
+    void *buf;   /* one record */
+    size_t rec;  /* record bytes */
+};
+
+ZS__PRIV int zs__iw_write(zs_index_writer *w, const void *p, size_t n) {
+    if (n && fwrite(p, 1, n, w->f) != n) return zs__fail(ZS_ERR_IO, "zs_index(%.200s): write failed: %s", w->path, strerror(errno));
+    return ZS_OK;
+}
+ZS__PRIV int zs__iw_str(zs_index_writer *w, const char *s, const char *what, int i) {
+    unsigned char b[4];
+    size_t n = s ? strlen(s) : 0;
+    if (n > ZS_INDEX_MAX_STR) return zs__fail(ZS_ERR_ARG, "zs_index_create: %s %d longer than %d bytes", what, i, ZS_INDEX_MAX_STR);
+    zs__put_le32(b, (uint32_t)n);
+    if (zs__iw_write(w, b, 4)) return ZS_ERR_IO;
+    return zs__iw_write(w, s, n);
+}
+
+ZS__FN void zs_index_abort(zs_index_writer *w) {
+    if (!w) return;
+    if (w->f) { fclose(w->f); remove(w->path); }
+    zs__free(w->buf, NULL);
+    zs__free(w->path, NULL);
+    zs__free(w, NULL);
+}
+
+ZS__FN zs_index_writer *zs_index_create(const char *path, const zs_index_info *in) {
+    zs_index_writer *w;
+    unsigned char h[ZS__INDEX_HDR];
+    size_t clen, es, rec, tn;
+    int i;
+    if (!path || !in || !in->path || (in->n_classes > 0 && !in->class_name)) { zs__fail(ZS_ERR_ARG, "zs_index_create: NULL argument"); return NULL; }
+    if (in->n < 0 || in->dim <= 0 || in->tokens < 0 || in->token_dim < 0 || in->n_classes < 0 || (in->tokens > 0) != (in->token_dim > 0) ||
+        (in->tokens > 0 && in->token_type != ZS_F32 && in->token_type != ZS_F16)) {
+        zs__fail(ZS_ERR_ARG, "zs_index_create: bad sizes n=%d dim=%d tokens=%d token_dim=%d n_classes=%d", in->n, in->dim,
+                 in->tokens, in->token_dim, in->n_classes);
+        return NULL;
+    }
+    es = in->token_type == ZS_F16 ? 2 : 4;
+    if (!zs__mul_ok((size_t)in->tokens, (size_t)in->token_dim, &tn) || !zs__mul_ok(tn, es, &rec) ||
+        rec > ((size_t)1 << 40) || (rec += (size_t)in->dim * 4) < (size_t)in->dim * 4) {
+        zs__fail(ZS_ERR_ARG, "zs_index_create: record size overflows");
+        return NULL;
+    }
+    clen = in->config ? strlen(in->config) : 0;
+    if (clen > ZS_INDEX_MAX_STR) { zs__fail(ZS_ERR_ARG, "zs_index_create: config text longer than %d bytes", ZS_INDEX_MAX_STR); return NULL; }
+    w = (zs_index_writer *)zs__malloc(sizeof *w, NULL);
+    if (!w) { zs__fail(ZS_ERR_NOMEM, "zs_index_create: out of memory"); return NULL; }
+    memset(w, 0, sizeof *w);
+    w->path = (char *)zs__malloc(strlen(path) + 1, NULL);
+    w->buf = zs__malloc(rec, NULL);
+    if (!w->path || !w->buf) { zs_index_abort(w); zs__fail(ZS_ERR_NOMEM, "zs_index_create: out of memory"); return NULL; }
+    strcpy(w->path, path);
+    w->n = in->n; w->dim = in->dim; w->tok = in->tokens; w->tokd = in->token_dim; w->tt = in->token_type; w->rec = rec;
+    w->f = fopen(path, "wb");
+    if (!w->f) { zs__fail(ZS_ERR_IO, "zs_index_create(%.200s): cannot create: %s", path, strerror(errno)); zs_index_abort(w); return NULL; }
+    memset(h, 0, sizeof h);
+    memcpy(h, "ZSESBIRI", 8);
+    zs__put_le32(h + 8, ZS_INDEX_VERSION);
+    zs__put_le32(h + 12, 0);
+    zs__put_le64(h + 16, in->config_hash);
+    zs__put_le64(h + 24, in->weights_hash);
+    zs__put_le32(h + 32, (uint32_t)in->n);
+    zs__put_le32(h + 36, (uint32_t)in->dim);
+    zs__put_le32(h + 40, (uint32_t)in->tokens);
+    zs__put_le32(h + 44, (uint32_t)in->token_dim);
+    zs__put_le32(h + 48, (uint32_t)(in->tokens ? in->token_type : ZS_F32));
+    zs__put_le32(h + 52, (uint32_t)in->n_classes);
+    zs__put_le32(h + 56, (uint32_t)clen);
+    if (zs__iw_write(w, h, sizeof h) || zs__iw_write(w, in->config, clen)) { zs_index_abort(w); return NULL; }
+    for (i = 0; i < in->n_classes; i++)
+        if (zs__iw_str(w, in->class_name[i], "class name", i)) { zs_index_abort(w); return NULL; }
+    for (i = 0; i < in->n; i++) {
+        unsigned char b[4];
+        int32_t lab = in->label ? in->label[i] : -1;
+        if (lab < -1 || lab >= in->n_classes) {
+            zs__fail(ZS_ERR_ARG, "zs_index_create: label[%d] = %d outside -1..%d", i, (int)lab, in->n_classes - 1);
+            zs_index_abort(w);
+            return NULL;
+        }
+        zs__put_le32(b, (uint32_t)lab);
+        if (zs__iw_write(w, b, 4) || zs__iw_str(w, in->path[i], "path", i)) { zs_index_abort(w); return NULL; }
+    }
+    return w;
+}
+
+ZS__FN int zs_index_append(zs_index_writer *w, const float *emb, const float *tokens) {
+    unsigned char *b;
+    size_t i, tn = (size_t)w->tok * (size_t)w->tokd;
+    if (!w || !w->f || !emb || (tn && !tokens)) return zs__fail(ZS_ERR_ARG, "zs_index_append: NULL argument");
+    if (w->done >= w->n) return zs__fail(ZS_ERR_STATE, "zs_index_append: all %d records already written", w->n);
+    b = (unsigned char *)w->buf;
+    for (i = 0; i < (size_t)w->dim; i++) { uint32_t u; memcpy(&u, emb + i, 4); zs__put_le32(b + 4 * i, u); }
+    b += (size_t)w->dim * 4;
+    for (i = 0; i < tn; i++) {
+        if (w->tt == ZS_F16) { uint16_t hv = zs_f32_to_f16(tokens[i]); b[2 * i] = (unsigned char)hv; b[2 * i + 1] = (unsigned char)(hv >> 8); }
+        else { uint32_t u; memcpy(&u, tokens + i, 4); zs__put_le32(b + 4 * i, u); }
+    }
+    if (zs__iw_write(w, w->buf, w->rec)) return ZS_ERR_IO;
+    w->done++;
+    return ZS_OK;
+}
+
+ZS__FN int zs_index_finish(zs_index_writer *w) {
+    int r;
+    if (!w) return zs__fail(ZS_ERR_ARG, "zs_index_finish: NULL writer");
+    if (w->done != w->n) {
+        r = zs__fail(ZS_ERR_STATE, "zs_index_finish(%.200s): %d of %d records written; file removed", w->path, w->done, w->n);
+        zs_index_abort(w);
+        return r;
+    }
+    r = fclose(w->f) == 0 ? ZS_OK : zs__fail(ZS_ERR_IO, "zs_index_finish(%.200s): close failed: %s", w->path, strerror(errno));
+    w->f = NULL;
+    if (r) remove(w->path);
+    zs__free(w->buf, NULL);
+    zs__free(w->path, NULL);
+    zs__free(w, NULL);
+    return r;
+}
+
+typedef struct zs__index_priv {
+    zs__src src;
+    char who[300];
+    uint64_t rec_start; /* offset of record 0 */
+    uint64_t rec;       /* bytes per record */
+    unsigned char *buf; /* one token block */
+} zs__index_priv;
+
+ZS__FN void zs_index_free(zs_index *idx) {
+    zs__index_priv *p;
+    if (!idx) return;
+    p = (zs__index_priv *)idx->priv_;
+    if (p) { zs__src_close(&p->src); zs__free(p->buf, NULL); zs__free(p, NULL); }
+    /* class_name[0] / path[0] point into one string pool each (allocated at [0]) */
+    if (idx->class_name) zs__free(idx->class_name[0] ? idx->class_name[0] : NULL, NULL);
+    if (idx->path && idx->n > 0) zs__free(idx->path[0], NULL);
+    zs__free(idx->class_name, NULL);
+    zs__free(idx->path, NULL);
+    zs__free(idx->label, NULL);
+    zs__free(idx->emb, NULL);
+    zs__free(idx->config, NULL);
+    memset(idx, 0, sizeof *idx);
+}
+
+/* Reads n length-prefixed strings starting at *off into one pool; names[i]
+   point into it (names[0] == pool start, also when the strings are empty). */
+ZS__PRIV int zs__index_strings(zs__index_priv *p, uint64_t *off, int n, char **names, int32_t *labels, int n_classes) {
+    uint64_t o = *off, total = 0;
+    char *pool = NULL;
+    int i, pass, r = ZS_OK;
+    for (pass = 0; pass < 2; pass++) {
+        uint64_t pos = 0;
+        o = *off;
+        if (pass && !(pool = (char *)zs__malloc((size_t)total + 1, NULL)))
+            return zs__fail(ZS_ERR_NOMEM, "%s: out of memory for %llu bytes of strings", p->who, (unsigned long long)total);
+        for (i = 0; i < n; i++) {
+            unsigned char b[4];
+            uint32_t len;
+            if (labels) {
+                int32_t lab;
+                if ((r = zs__src_read(&p->src, o, b, 4)) != 0) goto fail;
+                lab = (int32_t)zs__get_le32(b);
+                if (lab < -1 || lab >= n_classes) {
+                    r = zs__fail(ZS_ERR_FORMAT, "%s: label of photo %d is %d, outside -1..%d", p->who, i, (int)lab, n_classes - 1);
+                    goto fail;
+                }
+                if (pass) labels[i] = lab;
+                o += 4;
+            }
+            if ((r = zs__src_read(&p->src, o, b, 4)) != 0) goto fail;
+            len = zs__get_le32(b);
+            o += 4;
+            if (len > ZS_INDEX_MAX_STR || len > p->src.size - o) {
+                r = zs__fail(ZS_ERR_FORMAT, "%s: string %d of %u bytes runs past the end of the file or the %d-byte limit", p->who, i,
+                             len, ZS_INDEX_MAX_STR);
+                goto fail;
+            }
+            if (pass) {
+                if ((r = zs__src_read(&p->src, o, pool + pos, len)) != 0) goto fail;
+                if (memchr(pool + pos, 0, len)) { r = zs__fail(ZS_ERR_FORMAT, "%s: string %d contains a NUL byte", p->who, i); goto fail; }
+                names[i] = pool + pos;
+                pos += len;
+                pool[pos++] = 0;
+            } else total += (uint64_t)len + 1;
+            o += len;
+        }
+    }
+    if (n == 0) zs__free(pool, NULL);
+    *off = o;
+    return ZS_OK;
+fail:
+    zs__free(pool, NULL);
+    if (n > 0) names[0] = NULL; /* zs_index_free frees names[0] as the pool */
+    return r;
+}
+
+ZS__FN int zs_index_load(const char *path, zs_index *out) {
+    zs__index_priv *p;
+    unsigned char h[ZS__INDEX_HDR], *rb = NULL;
+    uint64_t off, n, dim, tok, tokd, tt, ncls, clen, es, rec, need;
+    int i, r;
+    if (!out) return zs__fail(ZS_ERR_ARG, "zs_index_load: NULL output");
+    memset(out, 0, sizeof *out);
+    if (!path) return zs__fail(ZS_ERR_ARG, "zs_index_load: NULL path");
+    p = (zs__index_priv *)zs__malloc(sizeof *p, NULL);
+    if (!p) return zs__fail(ZS_ERR_NOMEM, "zs_index_load: out of memory");
+    memset(p, 0, sizeof *p);
+    out->priv_ = p;
+    snprintf(p->who, sizeof p->who, "zs_index_load(%.200s)", path);
+    if ((r = zs__src_open(&p->src, path, p->who)) != 0) { zs_index_free(out); return r; }
+    if (p->src.size < ZS__INDEX_HDR) { r = zs__fail(ZS_ERR_FORMAT, "%s: %llu bytes, too short for an index header", p->who, (unsigned long long)p->src.size); goto fail; }
+    if ((r = zs__src_read(&p->src, 0, h, sizeof h)) != 0) goto fail;
+    if (memcmp(h, "ZSESBIRI", 8)) { r = zs__fail(ZS_ERR_FORMAT, "%s: not a zsesbir index (bad magic)", p->who); goto fail; }
+    out->version = zs__get_le32(h + 8);
+    out->model = zs__get_le32(h + 12);
+    if (out->version != ZS_INDEX_VERSION) { r = zs__fail(ZS_ERR_UNSUPPORTED, "%s: index version %u (this build reads %d)", p->who, out->version, ZS_INDEX_VERSION); goto fail; }
+    out->config_hash = zs__le64(h + 16);
+    out->weights_hash = zs__le64(h + 24);
+    n = zs__get_le32(h + 32); dim = zs__get_le32(h + 36); tok = zs__get_le32(h + 40); tokd = zs__get_le32(h + 44);
+    tt = zs__get_le32(h + 48); ncls = zs__get_le32(h + 52); clen = zs__get_le32(h + 56);
+    if (n > 0x7fffffffu || dim == 0 || dim > (1u << 20) || tok > (1u << 20) || tokd > (1u << 20) || (tok > 0) != (tokd > 0) ||
+        (tt != ZS_F32 && tt != ZS_F16) || ncls > 0x7fffffffu || clen > ZS_INDEX_MAX_STR) {
+        r = zs__fail(ZS_ERR_FORMAT, "%s: bad header (n=%llu dim=%llu tokens=%llu token_dim=%llu type=%llu classes=%llu config=%llu)", p->who,
+                     (unsigned long long)n, (unsigned long long)dim, (unsigned long long)tok, (unsigned long long)tokd,
+                     (unsigned long long)tt, (unsigned long long)ncls, (unsigned long long)clen);
+        goto fail;
+    }
+    es = tt == ZS_F16 ? 2 : 4;
+    rec = dim * 4 + tok * tokd * es; /* < 2^22 + 2^42: no overflow */
+    /* every photo needs >= 8 bytes of label/path and a record; every class 4 */
+    if (ncls * 4 + clen > p->src.size - ZS__INDEX_HDR ||
+        (n && rec + 8 > (p->src.size - ZS__INDEX_HDR - ncls * 4 - clen) / n)) {
+        r = zs__fail(ZS_ERR_FORMAT, "%s: %llu photos of %llu-byte records cannot fit in %llu bytes", p->who,
+                     (unsigned long long)n, (unsigned long long)rec, (unsigned long long)p->src.size);
+        goto fail;
+    }
+    out->n = (int)n; out->dim = (int)dim; out->tokens = (int)tok; out->token_dim = (int)tokd; out->token_type = (zs_type)tt;
+    out->n_classes = (int)ncls;
+    out->config = (char *)zs__malloc((size_t)clen + 1, NULL);
+    out->class_name = (char **)zs__malloc(sizeof(char *) * (size_t)(ncls + 1), NULL);
+    out->path = (char **)zs__malloc(sizeof(char *) * (size_t)(n + 1), NULL);
+    out->label = (int32_t *)zs__malloc(sizeof(int32_t) * (size_t)(n + 1), NULL);
+    out->emb = (float *)zs__malloc(sizeof(float) * (size_t)(n * dim + 1), NULL);
+    rb = (unsigned char *)zs__malloc((size_t)dim * 4, NULL);
+    if (out->class_name) out->class_name[0] = NULL;
+    if (out->path) out->path[0] = NULL;
+    if (!out->config || !out->class_name || !out->path || !out->label || !out->emb || !rb) { r = zs__fail(ZS_ERR_NOMEM, "%s: out of memory", p->who); goto fail; }
+    if ((r = zs__src_read(&p->src, ZS__INDEX_HDR, out->config, (size_t)clen)) != 0) goto fail;
+    out->config[clen] = 0;
+    if (memchr(out->config, 0, (size_t)clen)) { r = zs__fail(ZS_ERR_FORMAT, "%s: config text contains a NUL byte", p->who); goto fail; }
+    off = ZS__INDEX_HDR + clen;
+    if ((r = zs__index_strings(p, &off, out->n_classes, out->class_name, NULL, 0)) != 0) goto fail;
+    if ((r = zs__index_strings(p, &off, out->n, out->path, out->label, out->n_classes)) != 0) goto fail;
+    need = n * rec;
+    if (off > p->src.size || p->src.size - off != need) {
+        r = zs__fail(ZS_ERR_FORMAT, "%s: %llu bytes of records, expected %llu x %llu", p->who,
+                     (unsigned long long)(off > p->src.size ? 0 : p->src.size - off), (unsigned long long)n, (unsigned long long)rec);
+        goto fail;
+    }
+    p->rec_start = off;
+    p->rec = rec;
+    for (i = 0; i < out->n; i++) {
+        size_t k;
+        float *e = out->emb + (size_t)i * dim;
+        if ((r = zs__src_read(&p->src, off + (uint64_t)i * rec, rb, (size_t)dim * 4)) != 0) goto fail;
+        for (k = 0; k < dim; k++) { uint32_t u = zs__get_le32(rb + 4 * k); memcpy(e + k, &u, 4); }
+    }
+    zs__free(rb, NULL);
+    if (tok) {
+        p->buf = (unsigned char *)zs__malloc((size_t)(tok * tokd * es), NULL);
+        if (!p->buf) { zs_index_free(out); return zs__fail(ZS_ERR_NOMEM, "zs_index_load: out of memory"); }
+    }
+    return ZS_OK;
+fail:
+    zs__free(rb, NULL);
+    zs_index_free(out);
+    return r;
+}
+
+ZS__FN int zs_index_tokens(zs_index *idx, int i, float *out) {
+    zs__index_priv *p;
+    size_t k, tn;
+    if (!idx || !out || !idx->priv_) return zs__fail(ZS_ERR_ARG, "zs_index_tokens: NULL argument");
+    p = (zs__index_priv *)idx->priv_;
+    if (!idx->tokens) return zs__fail(ZS_ERR_STATE, "%s: the index stores no tokens (built without them)", p->who);
+    if (i < 0 || i >= idx->n) return zs__fail(ZS_ERR_ARG, "zs_index_tokens: photo %d outside 0..%d", i, idx->n - 1);
+    tn = (size_t)idx->tokens * (size_t)idx->token_dim;
+    if (zs__src_read(&p->src, p->rec_start + (uint64_t)i * p->rec + (uint64_t)idx->dim * 4, p->buf,
+                     tn * (idx->token_type == ZS_F16 ? 2 : 4)))
+        return ZS_ERR_FORMAT;
+    for (k = 0; k < tn; k++) {
+        if (idx->token_type == ZS_F16) out[k] = zs_f16_to_f32((uint16_t)(p->buf[2 * k] | (p->buf[2 * k + 1] << 8)));
+        else { uint32_t u = zs__get_le32(p->buf + 4 * k); memcpy(out + k, &u, 4); }
+    }
+    return ZS_OK;
+}
+
+/* ---- contact sheet ---------------------------------------------------------- */
+
+/* 3x5 digit glyphs, one row per 3 bits (MSB left) */
+static const unsigned char zs__digits[10][5] = {
+    {7, 5, 5, 5, 7}, {2, 6, 2, 2, 7}, {7, 1, 7, 4, 7}, {7, 1, 7, 1, 7}, {5, 5, 7, 1, 1},
+    {7, 4, 7, 1, 7}, {7, 4, 7, 5, 7}, {7, 1, 1, 1, 1}, {7, 5, 7, 5, 7}, {7, 5, 7, 1, 7}};
+
+ZS__PRIV void zs__fill_rect(zs_image *im, int x0, int y0, int w, int h, const unsigned char c[3]) {
+    int x, y;
+    for (y = y0 < 0 ? 0 : y0; y < y0 + h && y < im->h; y++)
+        for (x = x0 < 0 ? 0 : x0; x < x0 + w && x < im->w; x++) memcpy(im->rgb + ((size_t)y * (size_t)im->w + (size_t)x) * 3, c, 3);
+}
+
+/* number v at (x, y), each glyph pixel s x s, on a white box */
+ZS__PRIV void zs__draw_number(zs_image *im, int x, int y, int v, int s) {
+    static const unsigned char white[3] = {255, 255, 255}, black[3] = {0, 0, 0};
+    char txt[16];
+    int n = snprintf(txt, sizeof txt, "%d", v), i, r, b;
+    zs__fill_rect(im, x, y, (4 * n + 1) * s, 7 * s, white);
+    for (i = 0; i < n; i++)
+        for (r = 0; r < 5; r++)
+            for (b = 0; b < 3; b++)
+                if (zs__digits[txt[i] - '0'][r] & (4 >> b)) zs__fill_rect(im, x + (1 + 4 * i + b) * s, y + (1 + r) * s, s, s, black);
+}
+
+/* src scaled to fit (aspect kept) into the cell at (x, y) of side `side` */
+ZS__PRIV int zs__blit_fit(zs_image *dst, const zs_image *src, int x, int y, int side) {
+    zs_image t;
+    int w, h, r, yy;
+    if (!src || !src->rgb || src->w <= 0 || src->h <= 0) return ZS_OK; /* missing picture: leave the cell blank */
+    if (src->w >= src->h) { w = side; h = (int)((int64_t)side * src->h / src->w); }
+    else { h = side; w = (int)((int64_t)side * src->w / src->h); }
+    if (w < 1) w = 1;
+    if (h < 1) h = 1;
+    if ((r = zs_image_resize_linear_cv(src, w, h, &t)) != 0) return r;
+    x += (side - w) / 2;
+    y += (side - h) / 2;
+    for (yy = 0; yy < h; yy++) memcpy(dst->rgb + ((size_t)(y + yy) * (size_t)dst->w + (size_t)x) * 3, t.rgb + (size_t)yy * (size_t)w * 3, (size_t)w * 3);
+    zs_image_free(&t);
+    return ZS_OK;
+}
+
+ZS__FN int zs_contact_sheet(zs_image *out, const zs_image *query, const zs_image *items, int n, const int *mark, int cell, int cols) {
+    static const unsigned char bg[3] = {240, 240, 240}, white[3] = {255, 255, 255}, blue[3] = {40, 90, 220},
+                               green[3] = {30, 170, 60}, red[3] = {210, 40, 40}, grey[3] = {150, 150, 150};
+    int pad, bw, rows, W, H, i, r, s;
+    if (!out) return zs__fail(ZS_ERR_ARG, "zs_contact_sheet: NULL output");
+    memset(out, 0, sizeof *out);
+    if (!query || n < 0 || (n && !items) || cell < 16 || cell > 2048 || cols < 1 || cols > 64 || n > 4096)
+        return zs__fail(ZS_ERR_ARG, "zs_contact_sheet: bad arguments (n=%d cell=%d cols=%d)", n, cell, cols);
+    bw = cell / 32 + 2;      /* frame width */
+    pad = bw * 3;            /* gap between cells: frames do not touch */
+    s = cell / 64 + 1;       /* digit pixel size */
+    rows = n ? (n + cols - 1) / cols : 1;
+    W = pad + (cell + pad) + pad + cols * (cell + pad);
+    H = pad + rows * (cell + pad);
+    if ((r = zs_image_alloc(out, W, H)) != 0) return r;
+    zs__fill_rect(out, 0, 0, W, H, bg);
+    /* query, then a separator column */
+    zs__fill_rect(out, pad - bw, pad - bw, cell + 2 * bw, cell + 2 * bw, blue);
+    zs__fill_rect(out, pad, pad, cell, cell, white);
+    if ((r = zs__blit_fit(out, query, pad, pad, cell)) != 0) { zs_image_free(out); return r; }
+    for (i = 0; i < n; i++) {
+        int x = 3 * pad + cell + (i % cols) * (cell + pad), y = pad + (i / cols) * (cell + pad);
+        int m = mark ? mark[i] : -1;
+        zs__fill_rect(out, x - bw, y - bw, cell + 2 * bw, cell + 2 * bw, m > 0 ? green : m == 0 ? red : grey);
+        zs__fill_rect(out, x, y, cell, cell, white);
+        if ((r = zs__blit_fit(out, &items[i], x, y, cell)) != 0) { zs_image_free(out); return r; }
+        zs__draw_number(out, x, y, i + 1, s);
+    }
+    return ZS_OK;
 }
 
 #endif /* ZSESBIR_IMPLEMENTATION_DONE */

@@ -1,21 +1,30 @@
-/* demo.c - zsesbir end to end on procedural data, no download needed.
+/* demo.c - procedural sketch/photo data for `make demo` (no download needed).
 
    24 classes of objects are drawn procedurally: "photos" are filled, shaded,
    coloured shapes on textured backgrounds with random pose, scale and
-   position; "sketches" are jittery black outlines of OTHER random instances.
-   A small CNN (shared by both modalities) is trained with the triplet loss on
-   18 seen classes, then evaluated zero-shot on the 6 held-out classes: the
-   sketches of unseen classes query a gallery of unseen-class photos, ranked
-   by Euclidean distance of L2-normalised embeddings. mAP@all and P@10 are
-   printed next to a random-ranking baseline, and a contact sheet (query +
-   top 8) is written as a PPM picture.
+   position; "sketches" are jittery black outlines (with broken strokes) of
+   OTHER random instances. The data is written in the class-folder layout the
+   zsesbir CLI reads (the layout of the Sketchy dataset):
+       DIR/photo/<class>/<class>_<i>.png     DIR/sketch/<class>/<class>_<i>-1.png
+   (.ppm when built without stb_image) and DIR/test_classes.txt names the 6
+   held-out classes, so tools/demo.sh can train, index, search and evaluate
+   zero-shot exactly as on real data.
 
-   This exercises the engine (conv, pooling, batch norm, linear, triplet loss,
-   AdamW, threads) before the ZSE-SBIR model lands; see README.
-
-   build: make demo      run: ./build/demo [--steps N] [--threads T] [--out F.ppm] */
+   usage: build/demo --out DIR [--size 96] [--photos 30] [--sketches 30] [--seed 42] */
+#define _POSIX_C_SOURCE 200809L
 #define ZSESBIR_IMPLEMENTATION
+#if !defined(ZSESBIR_STB_IMAGE) && !defined(ZS_CLI_NO_STB) && defined(__has_include)
+#if __has_include(<stb_image.h>) || __has_include(<stb/stb_image.h>)
+#define ZSESBIR_STB_IMAGE
+#endif
+#endif
+#ifdef ZSESBIR_STB_IMAGE
+#define ZSESBIR_STB_IMAGE_IMPLEMENTATION
+#endif
 #include "../zsesbir.h"
+
+#include <errno.h>
+#include <sys/stat.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -23,10 +32,9 @@
 #include <string.h>
 #include <time.h>
 
-#define S 32          /* image side */
+static int S = 96; /* image side */
 #define NCLASS 24
-#define NSEEN 18
-#define EMB 32
+#define NSEEN 18 /* the last NCLASS - NSEEN classes are held out */
 
 static const char *class_names[NCLASS] = {
     "circle", "square", "triangle", "star", "cross", "ring", "diamond", "hexagon",
@@ -151,8 +159,9 @@ static void draw_photo(unsigned char *img, int cls, rng_t *r) {
 static void draw_sketch(unsigned char *img, int cls, rng_t *r) {
     pose_t p = random_pose(r);
     float ph1 = rnd_range(r, 0, 6.28f), ph2 = rnd_range(r, 0, 6.28f), amp = rnd_range(r, 0.03f, 0.08f);
-    static unsigned char in[S * S];
-    int x, y;
+    unsigned char *in = (unsigned char *)malloc((size_t)S * (size_t)S);
+    int x, y, w = S >= 64 ? 2 : 1; /* stroke width grows with the canvas */
+    if (!in) return;
     for (y = 0; y < S; y++)
         for (x = 0; x < S; x++) {
             float ox, oy;
@@ -163,291 +172,89 @@ static void draw_sketch(unsigned char *img, int cls, rng_t *r) {
         }
     for (y = 0; y < S; y++)
         for (x = 0; x < S; x++) {
-            int v = in[y * S + x], edge = 0;
-            if (x > 0 && in[y * S + x - 1] != v) edge = 1;
-            if (x < S - 1 && in[y * S + x + 1] != v) edge = 1;
-            if (y > 0 && in[(y - 1) * S + x] != v) edge = 1;
-            if (y < S - 1 && in[(y + 1) * S + x] != v) edge = 1;
-            if (edge && rnd(r) < 0.06f) edge = 0; /* broken strokes */
+            int v = in[y * S + x], edge = 0, d;
+            for (d = 1; d <= w; d++) {
+                if (x >= d && in[y * S + x - d] != v) edge = 1;
+                if (x < S - d && in[y * S + x + d] != v) edge = 1;
+                if (y >= d && in[(y - d) * S + x] != v) edge = 1;
+                if (y < S - d && in[(y + d) * S + x] != v) edge = 1;
+            }
+            if (edge && rnd(r) < 0.04f) edge = 0; /* broken strokes */
             memset(img + (y * S + x) * 3, edge ? 20 : 255, 3);
         }
+    free(in);
 }
 
-/* bytes -> normalised [3,S,S] floats, (v/255 - 0.5)/0.5 as SPEC 1.1 */
-static void to_tensor(float *dst, const unsigned char *img) {
-    int i, c;
-    for (c = 0; c < 3; c++)
-        for (i = 0; i < S * S; i++) dst[c * S * S + i] = ((float)img[i * 3 + c] / 255.0f - 0.5f) / 0.5f;
+
+static int save(const char *path, unsigned char *rgb) {
+    zs_image im;
+    im.w = im.h = S;
+    im.rgb = rgb;
+#ifdef ZSESBIR_STB_IMAGE
+    return zs_image_save_png(path, &im);
+#else
+    return zs_image_save_ppm(path, &im);
+#endif
 }
 
-/* ---- the model ------------------------------------------------------------ */
-typedef struct {
-    zs_params p;
-    zs_tensor *c1w, *b1w, *b1b, *c2w, *b2w, *b2b, *c3w, *b3w, *b3b, *fw, *fb, *cw, *cb;
-    zs_tensor rm[3], rv[3]; /* batch-norm running statistics (not trained) */
-    float stats[6][64];
-} model_t;
-
-static int add_param(model_t *m, const char *name, int nd, int64_t a, int64_t b, int64_t c, int64_t d) {
-    int64_t s[4];
-    s[0] = a; s[1] = b; s[2] = c; s[3] = d;
-    return zs_params_add(&m->p, name, nd, s);
-}
-
-static int model_init(model_t *m, zs_ctx *ctx) {
-    int i1, i2, i3, i4, i5, i6, i7, i8, i9, i10, i11, i12, i13, k;
-    int64_t s64[1] = {64}, s32[1] = {32}, s16[1] = {16};
-    memset(m->stats, 0, sizeof m->stats); /* running means start at 0 */
-    zs_params_init(&m->p, NULL);
-    i1 = add_param(m, "conv1.weight", 4, 16, 3, 3, 3);
-    i2 = add_param(m, "bn1.weight", 1, 16, 0, 0, 0);
-    i3 = add_param(m, "bn1.bias", 1, 16, 0, 0, 0);
-    i4 = add_param(m, "conv2.weight", 4, 32, 16, 3, 3);
-    i5 = add_param(m, "bn2.weight", 1, 32, 0, 0, 0);
-    i6 = add_param(m, "bn2.bias", 1, 32, 0, 0, 0);
-    i7 = add_param(m, "conv3.weight", 4, 64, 32, 3, 3);
-    i8 = add_param(m, "bn3.weight", 1, 64, 0, 0, 0);
-    i9 = add_param(m, "bn3.bias", 1, 64, 0, 0, 0);
-    i10 = add_param(m, "fc.weight", 2, EMB, 64, 0, 0);
-    i11 = add_param(m, "fc.bias", 1, EMB, 0, 0, 0);
-    i12 = add_param(m, "cls.weight", 2, NSEEN, EMB, 0, 0); /* classifier over the seen classes */
-    i13 = add_param(m, "cls.bias", 1, NSEEN, 0, 0, 0);
-    if (i11 < 0 || i12 < 0 || i13 < 0 || zs_params_alloc(&m->p) != ZS_OK) return -1;
-    m->c1w = &m->p.t[i1]; m->b1w = &m->p.t[i2]; m->b1b = &m->p.t[i3];
-    m->c2w = &m->p.t[i4]; m->b2w = &m->p.t[i5]; m->b2b = &m->p.t[i6];
-    m->c3w = &m->p.t[i7]; m->b3w = &m->p.t[i8]; m->b3b = &m->p.t[i9];
-    m->fw = &m->p.t[i10]; m->fb = &m->p.t[i11];
-    m->cw = &m->p.t[i12]; m->cb = &m->p.t[i13];
-    zs_tensor_fill_normal(ctx, m->cw, 0, 0.1f);
-    /* Kaiming-normal convs, unit batch-norm scales */
-    zs_tensor_fill_normal(ctx, m->c1w, 0, sqrtf(2.0f / 27));
-    zs_tensor_fill_normal(ctx, m->c2w, 0, sqrtf(2.0f / 144));
-    zs_tensor_fill_normal(ctx, m->c3w, 0, sqrtf(2.0f / 288));
-    zs_tensor_fill_normal(ctx, m->fw, 0, sqrtf(1.0f / 64));
-    zs_tensor_fill(m->b1w, 1); zs_tensor_fill(m->b2w, 1); zs_tensor_fill(m->b3w, 1);
-    for (k = 0; k < 3; k++) {
-        int64_t *sh = k == 0 ? s16 : k == 1 ? s32 : s64;
-        zs_tensor_wrap(&m->rm[k], ZS_F32, 1, sh, m->stats[2 * k]);
-        zs_tensor_wrap(&m->rv[k], ZS_F32, 1, sh, m->stats[2 * k + 1]);
-        zs_tensor_fill(&m->rv[k], 1.0f);
-    }
-    return 0;
-}
-
-/* x [B,3,S,S] -> features [B,EMB] before normalisation */
-static zs_tensor *model_features(zs_ctx *ctx, model_t *m, zs_tensor *x);
-
-/* x [B,3,S,S] -> L2-normalised embeddings [B,EMB] */
-static zs_tensor *model_forward(zs_ctx *ctx, model_t *m, zs_tensor *x) {
-    return zs_l2_normalize(ctx, model_features(ctx, m, x), 1e-12f);
-}
-
-static zs_tensor *model_features(zs_ctx *ctx, model_t *m, zs_tensor *x) {
-    zs_tensor *h = zs_conv2d(ctx, x, m->c1w, NULL, 1, 1, 1, 1);
-    h = zs_relu(ctx, zs_batch_norm(ctx, h, m->b1w, m->b1b, &m->rm[0], &m->rv[0], 0.1f, 1e-5f));
-    h = zs_max_pool2d(ctx, h, 2, 2, 0);                                           /* 16x16 */
-    h = zs_conv2d(ctx, h, m->c2w, NULL, 1, 1, 1, 1);
-    h = zs_relu(ctx, zs_batch_norm(ctx, h, m->b2w, m->b2b, &m->rm[1], &m->rv[1], 0.1f, 1e-5f));
-    h = zs_max_pool2d(ctx, h, 2, 2, 0);                                           /* 8x8 */
-    h = zs_conv2d(ctx, h, m->c3w, NULL, 1, 1, 1, 1);
-    h = zs_relu(ctx, zs_batch_norm(ctx, h, m->b3w, m->b3b, &m->rm[2], &m->rv[2], 0.1f, 1e-5f));
-    h = zs_avg_pool_global(ctx, h);                                                /* [B,64] */
-    return zs_linear(ctx, h, m->fw, m->fb);
-}
-
-/* ---- retrieval metrics (SPEC 4, ZSE-SBIR definitions) --------------------- */
-typedef struct { float d; int label, idx; } hit_t;
-static int cmp_hit(const void *a, const void *b) {
-    const hit_t *x = (const hit_t *)a, *y = (const hit_t *)b;
-    if (x->d != y->d) return x->d < y->d ? -1 : 1;
-    return x->idx - y->idx;
-}
-/* VOC all-point AP of one ranked list */
-static double average_precision(const hit_t *h, int n, int label) {
-    int k, tp = 0, P = 0;
-    double ap = 0, *prec, *rec;
-    for (k = 0; k < n; k++) P += h[k].label == label;
-    if (!P) return NAN;
-    prec = (double *)malloc((size_t)n * sizeof(double));
-    rec = (double *)malloc((size_t)n * sizeof(double));
-    for (k = 0; k < n; k++) {
-        tp += h[k].label == label;
-        prec[k] = (double)tp / (k + 1);
-        rec[k] = (double)tp / P;
-    }
-    for (k = n - 2; k >= 0; k--) if (prec[k + 1] > prec[k]) prec[k] = prec[k + 1];
-    for (k = 0; k < n; k++) ap += (rec[k] - (k ? rec[k - 1] : 0.0)) * prec[k];
-    free(prec);
-    free(rec);
-    return ap;
-}
-
-static void write_ppm_sheet(const char *path, const unsigned char *query, const unsigned char *gallery,
-                            const hit_t *hits, int topk, int qlabel) {
-    const int cell = S * 3, pad = 4, W = (topk + 1) * (cell + pad) + pad, H = cell + 2 * pad;
-    unsigned char *pix = (unsigned char *)malloc((size_t)W * H * 3);
-    FILE *f;
-    int k, x, y;
-    memset(pix, 255, (size_t)W * H * 3);
-    for (k = 0; k <= topk; k++) {
-        const unsigned char *img = k == 0 ? query : gallery + (size_t)hits[k - 1].idx * S * S * 3;
-        int ox = pad + k * (cell + pad), oy = pad;
-        unsigned char border[3] = {128, 128, 128};
-        if (k > 0) {
-            int ok = hits[k - 1].label == qlabel;
-            border[0] = ok ? 0 : 220; border[1] = ok ? 180 : 0; border[2] = 0;
-        }
-        for (y = -2; y < cell + 2; y++)
-            for (x = -2; x < cell + 2; x++) {
-                unsigned char *d;
-                if (ox + x < 0 || ox + x >= W || oy + y < 0 || oy + y >= H) continue;
-                d = pix + ((size_t)(oy + y) * W + (ox + x)) * 3;
-                if (x < 0 || y < 0 || x >= cell || y >= cell) memcpy(d, border, 3);
-                else memcpy(d, img + ((y / 3) * S + x / 3) * 3, 3);
-            }
-    }
-    f = fopen(path, "wb");
-    if (!f) { fprintf(stderr, "demo: cannot write %s\n", path); free(pix); return; }
-    fprintf(f, "P6\n%d %d\n255\n", W, H);
-    fwrite(pix, 1, (size_t)W * H * 3, f);
-    fclose(f);
-    free(pix);
-}
+static int mkdir_p(const char *p) { return mkdir(p, 0755) == 0 || errno == EEXIST ? 0 : -1; }
 
 int main(int argc, char **argv) {
-    int steps = 300, threads = 2, batch = 24, i, k, step;
-    float lr = 2e-3f, margin = 0.5f;
-    const char *out = "demo_result.ppm";
-    const int n_per_class_test = 20;
-    zs_ctx_params cp = zs_ctx_default_params();
-    zs_ctx *ctx;
-    model_t m;
-    zs_optim_params op;
-    zs_optim *opt;
-    rng_t r = {42};
-    int n_unseen = NCLASS - NSEEN, n_test = n_unseen * n_per_class_test;
-    unsigned char *img, *sk_img, *ph_img;
-    float *emb_sk, *emb_ph;
-    int *lab;
-    clock_t t0;
-    double map = 0, map_rand = 0, p10 = 0;
-    int counted = 0;
-
+    const char *out = NULL, *ext;
+    int n_photo = 30, n_sketch = 30, c, i, k;
+    unsigned long seed = 42;
+    char path[4096];
+    unsigned char *img;
+    FILE *f;
+    rng_t r;
+#ifdef ZSESBIR_STB_IMAGE
+    ext = "png";
+#else
+    ext = "ppm";
+#endif
     for (i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-        else if (!strcmp(argv[i], "--lr") && i + 1 < argc) lr = (float)atof(argv[++i]);
-        else if (!strcmp(argv[i], "--margin") && i + 1 < argc) margin = (float)atof(argv[++i]);
-        else { fprintf(stderr, "usage: %s [--steps N] [--threads T] [--out file.ppm]\n", argv[0]); return 2; }
+        if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(argv[i], "--size") && i + 1 < argc) S = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--photos") && i + 1 < argc) n_photo = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--sketches") && i + 1 < argc) n_sketch = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoul(argv[++i], NULL, 10);
+        else { out = NULL; break; }
     }
-    cp.n_threads = threads;
-    cp.seed = 7;
-    ctx = zs_ctx_create(&cp);
-    if (!ctx || model_init(&m, ctx)) { fprintf(stderr, "demo: %s\n", zs_last_error()); return 1; }
-    op = zs_optim_default_params(ZS_OPTIM_ADAMW);
-    op.lr = lr;
-    op.weight_decay = 1e-4f;
-    opt = zs_optim_create(&op, &m.p, NULL);
-    if (!opt) { fprintf(stderr, "demo: %s\n", zs_last_error()); return 1; }
-
-    printf("zsesbir demo: %d procedural classes, training on %d seen, testing zero-shot on %d unseen\n",
-           NCLASS, NSEEN, n_unseen);
-    printf("unseen classes:");
-    for (k = NSEEN; k < NCLASS; k++) printf(" %s", class_names[k]);
-    printf("\n");
-
-    /* ---- train: batches of (sketch anchor, photo positive, photo negative) */
-    img = (unsigned char *)malloc(S * S * 3);
-    t0 = clock();
-    zs_set_training(ctx, 1);
-    for (step = 0; step < steps; step++) {
-        zs_tensor *x = zs_f32_4d(ctx, 3 * batch, 3, S, S), *e, *f, *loss;
-        int32_t labels[3 * 64];
-        float *xd = (float *)x->data;
-        for (i = 0; i < batch; i++) {
-            int c = (int)(rnd_u32(&r) % NSEEN), n = (int)(rnd_u32(&r) % (NSEEN - 1));
-            if (n >= c) n++;
-            draw_sketch(img, c, &r); to_tensor(xd + (size_t)i * 3 * S * S, img);
-            draw_photo(img, c, &r); to_tensor(xd + (size_t)(batch + i) * 3 * S * S, img);
-            draw_photo(img, n, &r); to_tensor(xd + (size_t)(2 * batch + i) * 3 * S * S, img);
-            labels[i] = labels[batch + i] = c;
-            labels[2 * batch + i] = n;
-        }
-        f = model_features(ctx, &m, x);
-        e = zs_l2_normalize(ctx, f, 1e-12f);
-        /* triplet on the normalised embeddings + cross-entropy over the seen
-           classes on both modalities (a TCN-style discriminative signal) */
-        loss = zs_triplet_loss(ctx, zs_slice(ctx, e, 0, 0, batch), zs_slice(ctx, e, 0, batch, 2 * batch),
-                               zs_slice(ctx, e, 0, 2 * batch, 3 * batch), margin, 1e-6f);
-        loss = zs_add(ctx, loss, zs_cross_entropy(ctx, zs_linear(ctx, f, m.cw, m.cb), labels));
-        zs_params_zero_grad(&m.p);
-        if (zs_backward(ctx, loss) != ZS_OK || zs_optim_step(opt) != ZS_OK) {
-            fprintf(stderr, "demo: training failed: %s\n", zs_last_error());
-            return 1;
-        }
-        if (step % 50 == 0 || step == steps - 1)
-            printf("step %4d  loss %.4f  (%.1f s cpu)\n", step, (double)((float *)loss->data)[0],
-                   (double)(clock() - t0) / CLOCKS_PER_SEC);
-        zs_ctx_reset(ctx);
+    if (!out || S < 16 || S > 1024 || n_photo < 1 || n_sketch < 1 || n_photo > 100000 || n_sketch > 100000 || strlen(out) > 3000) {
+        fprintf(stderr, "usage: %s --out DIR [--size 96] [--photos 30] [--sketches 30] [--seed 42]\n", argv[0]);
+        return 2;
     }
-    zs_set_training(ctx, 0);
-    zs_set_grad_enabled(ctx, 0);
-
-    /* ---- index: embed the unseen-class gallery and the sketch queries */
-    sk_img = (unsigned char *)malloc((size_t)n_test * S * S * 3);
-    ph_img = (unsigned char *)malloc((size_t)n_test * S * S * 3);
-    lab = (int *)malloc((size_t)n_test * sizeof(int));
-    emb_sk = (float *)malloc((size_t)n_test * EMB * 4);
-    emb_ph = (float *)malloc((size_t)n_test * EMB * 4);
-    {
-        zs_tensor *xs = zs_f32_4d(ctx, n_test, 3, S, S), *xp = zs_f32_4d(ctx, n_test, 3, S, S), *es, *ep;
-        for (i = 0; i < n_test; i++) {
-            lab[i] = NSEEN + i / n_per_class_test;
-            draw_sketch(sk_img + (size_t)i * S * S * 3, lab[i], &r);
-            draw_photo(ph_img + (size_t)i * S * S * 3, lab[i], &r);
-            to_tensor((float *)xs->data + (size_t)i * 3 * S * S, sk_img + (size_t)i * S * S * 3);
-            to_tensor((float *)xp->data + (size_t)i * 3 * S * S, ph_img + (size_t)i * S * S * 3);
+    img = (unsigned char *)malloc((size_t)S * (size_t)S * 3);
+    if (!img) return 1;
+    r.s = seed;
+    snprintf(path, sizeof path, "%s/photo", out);
+    if (mkdir_p(out) || mkdir_p(path)) { fprintf(stderr, "cannot create %s: %s\n", path, strerror(errno)); return 1; }
+    snprintf(path, sizeof path, "%s/sketch", out);
+    if (mkdir_p(path)) { fprintf(stderr, "cannot create %s: %s\n", path, strerror(errno)); return 1; }
+    for (c = 0; c < NCLASS; c++) {
+        for (k = 0; k < 2; k++) {
+            snprintf(path, sizeof path, "%s/%s/%s", out, k ? "sketch" : "photo", class_names[c]);
+            if (mkdir_p(path)) { fprintf(stderr, "cannot create %s: %s\n", path, strerror(errno)); return 1; }
         }
-        es = model_forward(ctx, &m, xs);
-        ep = model_forward(ctx, &m, xp);
-        if (!es || !ep) { fprintf(stderr, "demo: embedding failed: %s\n", zs_last_error()); return 1; }
-        memcpy(emb_sk, es->data, (size_t)n_test * EMB * 4);
-        memcpy(emb_ph, ep->data, (size_t)n_test * EMB * 4);
-        zs_ctx_reset(ctx);
-    }
-
-    /* ---- search + evaluate */
-    {
-        hit_t *h = (hit_t *)malloc((size_t)n_test * sizeof(hit_t));
-        for (i = 0; i < n_test; i++) {
-            int j, rel = 0;
-            for (j = 0; j < n_test; j++) {
-                float d = 0;
-                for (k = 0; k < EMB; k++) { float t = emb_sk[i * EMB + k] - emb_ph[j * EMB + k]; d += t * t; }
-                h[j].d = sqrtf(d); h[j].label = lab[j]; h[j].idx = j;
-            }
-            qsort(h, (size_t)n_test, sizeof(hit_t), cmp_hit);
-            map += average_precision(h, n_test, lab[i]);
-            for (k = 0; k < 10; k++) rel += h[k].label == lab[i];
-            p10 += rel / 10.0;
-            if (i == 0) write_ppm_sheet(out, sk_img, ph_img, h, 8, lab[0]);
-            /* random ranking baseline on the same gallery */
-            for (j = 0; j < n_test; j++) { h[j].d = rnd(&r); h[j].label = lab[j]; h[j].idx = j; }
-            qsort(h, (size_t)n_test, sizeof(hit_t), cmp_hit);
-            map_rand += average_precision(h, n_test, lab[i]);
-            counted++;
+        for (i = 0; i < n_photo; i++) {
+            draw_photo(img, c, &r);
+            snprintf(path, sizeof path, "%s/photo/%s/%s_%d.%s", out, class_names[c], class_names[c], i, ext);
+            if (save(path, img) != ZS_OK) { fprintf(stderr, "%s\n", zs_last_error()); return 1; }
         }
-        free(h);
+        for (i = 0; i < n_sketch; i++) {
+            draw_sketch(img, c, &r);
+            snprintf(path, sizeof path, "%s/sketch/%s/%s_%d-1.%s", out, class_names[c], class_names[c], i % n_photo, ext);
+            if (i >= n_photo) snprintf(path, sizeof path, "%s/sketch/%s/%s_%d-%d.%s", out, class_names[c], class_names[c], i % n_photo,
+                                       1 + i / n_photo, ext);
+            if (save(path, img) != ZS_OK) { fprintf(stderr, "%s\n", zs_last_error()); return 1; }
+        }
     }
-    printf("zero-shot retrieval on %d unseen classes (%d sketch queries, %d photos):\n", n_unseen, n_test, n_test);
-    printf("  random ranking  mAP@all=%.4f\n", map_rand / counted);
-    printf("  trained CNN     mAP@all=%.4f  P@10=%.4f\n", map / counted, p10 / counted);
-    printf("contact sheet for the first query (%s): %s\n", class_names[lab[0]], out);
-
-    zs_optim_free(opt);
-    zs_params_free(&m.p);
-    zs_ctx_free(ctx);
-    free(img); free(sk_img); free(ph_img); free(lab); free(emb_sk); free(emb_ph);
+    snprintf(path, sizeof path, "%s/test_classes.txt", out);
+    if (!(f = fopen(path, "w"))) { fprintf(stderr, "cannot write %s\n", path); return 1; }
+    for (c = NSEEN; c < NCLASS; c++) fprintf(f, "%s\n", class_names[c]);
+    fclose(f);
+    printf("wrote %d classes x (%d photos + %d sketches) of %dx%d to %s (held out: %d classes in %s)\n", NCLASS, n_photo, n_sketch, S,
+           S, out, NCLASS - NSEEN, path);
+    free(img);
     return 0;
 }

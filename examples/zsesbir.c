@@ -1,36 +1,70 @@
 /* zsesbir - command-line front end of zsesbir.h.
 
-     zsesbir init  --config default|small|tiny --out W.safetensors [--seed S] [--dtype f32|f16|bf16]
-     zsesbir embed --weights W --image X.npy [--out e.npy]
-     zsesbir score --weights W --sketch S.npy --photo P.npy
+     zsesbir init   --config NAME --out W.safetensors [--seed S] [--dtype f32|f16|bf16]
+     zsesbir train  --data DIR --test-classes F --config NAME|--config-file F --steps N
+                    --batch B --out W.safetensors [--resume W] [--seed S] ...
+     zsesbir index  --weights W --photos DIR --out G.zsi [--tokens f16|f32|none]
+     zsesbir search --weights W --index G.zsi --sketch S [--topk 10] [--rerank K] [--png out.png]
+     zsesbir eval   --weights W --data DIR --test-classes F --mode ret|rn|two-stage
+                    [--rerank K] [--fine-grained]
+     zsesbir embed  --weights W --image X [--as photo|sketch] [--out e.npy]
+     zsesbir score  --weights W --sketch S --photo P
 
-   Images are .npy float32 arrays [3,H,W] already normalised to [-1,1]
-   (SPEC 1.1); image files arrive with the data issue. Every subcommand
-   takes --threads T (default 2) and --help. Exit status 0 on success,
-   1 on a runtime error, 2 on a usage error. */
+   Images are files (PNG/JPEG/BMP when built with stb_image, PPM/PGM always),
+   pre-processed as in SPEC 3, or .npy float32 arrays [3,H,W] already
+   normalised to [-1,1]. A sketch may also be a Quick, Draw! drawing,
+   "F.ndjson:k" (drawing k, default 0), rasterised first. Every subcommand takes --threads T (default 2) and
+   --help. Long runs show a progress bar on stderr when it is a terminal.
+   Exit status 0 on success, 1 on a runtime error, 2 on a usage error. */
+#define _POSIX_C_SOURCE 200809L
 #define ZSESBIR_IMPLEMENTATION
+/* PNG/JPEG through Debian's libstb-dev when it is installed */
+#if !defined(ZSESBIR_STB_IMAGE) && !defined(ZS_CLI_NO_STB) && defined(__has_include)
+#if __has_include(<stb_image.h>) || __has_include(<stb/stb_image.h>)
+#define ZSESBIR_STB_IMAGE
+#endif
+#endif
+#ifdef ZSESBIR_STB_IMAGE
+#define ZSESBIR_STB_IMAGE_IMPLEMENTATION
+#endif
 #include "../zsesbir.h"
 
+#include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 /* ---- option parsing ------------------------------------------------------ */
+#define MAX_OPTS 24
 typedef struct { const char *name; const char **value; int is_flag; } opt_t;
+typedef struct { opt_t o[MAX_OPTS]; int n; } opts_t;
 
-static int parse_opts(int argc, char **argv, opt_t *opts, int nopts, const char *usage) {
+static void opt(opts_t *s, const char *name, const char **value) { s->o[s->n].name = name; s->o[s->n].value = value; s->o[s->n++].is_flag = 0; }
+static void flag(opts_t *s, const char *name, const char **value) { s->o[s->n].name = name; s->o[s->n].value = value; s->o[s->n++].is_flag = 1; }
+
+/* 0 ok, 2 usage error, -1 --help printed */
+static int parse_opts(int argc, char **argv, const opts_t *s, const char *usage) {
     int i, k;
     for (i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { printf("%s", usage); exit(0); }
-        for (k = 0; k < nopts; k++)
-            if (!strcmp(argv[i], opts[k].name)) break;
-        if (k == nopts) { fprintf(stderr, "unknown argument '%s'\n\n%s", argv[i], usage); return 2; }
-        if (opts[k].is_flag) { *opts[k].value = "1"; continue; }
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { printf("%s", usage); return -1; }
+        for (k = 0; k < s->n; k++)
+            if (!strcmp(argv[i], s->o[k].name)) break;
+        if (k == s->n) { fprintf(stderr, "unknown argument '%s'\n\n%s", argv[i], usage); return 2; }
+        if (s->o[k].is_flag) { *s->o[k].value = "1"; continue; }
         if (i + 1 >= argc) { fprintf(stderr, "%s needs a value\n\n%s", argv[i], usage); return 2; }
-        *opts[k].value = argv[++i];
+        *s->o[k].value = argv[++i];
     }
     return 0;
 }
+#define PARSE(argc, argv, s, usage)                                      \
+    do {                                                                 \
+        int r_ = parse_opts(argc, argv, s, usage);                       \
+        if (r_) return r_ < 0 ? 0 : r_;                                  \
+    } while (0)
 
 static int need(const char *v, const char *name, const char *usage) {
     if (v) return 0;
@@ -38,39 +72,203 @@ static int need(const char *v, const char *name, const char *usage) {
     return 2;
 }
 
+/* strict integer option in [lo, hi]; 0 ok, 2 usage error */
+static int int_opt(const char *v, const char *name, long lo, long hi, long *out) {
+    char *end;
+    long x;
+    if (!v) return 0;
+    x = strtol(v, &end, 10);
+    if (end == v || *end || x < lo || x > hi) { fprintf(stderr, "%s: '%s' is not an integer in %ld..%ld\n", name, v, lo, hi); return 2; }
+    *out = x;
+    return 0;
+}
+
+static int float_opt(const char *v, const char *name, double lo, double hi, double *out) {
+    char *end;
+    double x;
+    if (!v) return 0;
+    x = strtod(v, &end);
+    if (end == v || *end || !(x >= lo && x <= hi)) { fprintf(stderr, "%s: '%s' is not a number in %g..%g\n", name, v, lo, hi); return 2; }
+    *out = x;
+    return 0;
+}
+
+static int fail(void) { fprintf(stderr, "error: %s\n", zs_last_error()); return 1; }
+
 static zs_ctx *make_ctx(const char *threads) {
     zs_ctx_params cp = zs_ctx_default_params();
+    long t = 2;
     zs_ctx *ctx;
-    cp.n_threads = threads ? atoi(threads) : 2;
-    if (cp.n_threads < 1) cp.n_threads = 1;
+    if (int_opt(threads, "--threads", 1, 64, &t)) return NULL;
+    cp.n_threads = (int)t;
     ctx = zs_ctx_create(&cp);
-    if (!ctx) fprintf(stderr, "error: %s\n", zs_last_error());
+    if (!ctx) fail();
     return ctx;
 }
 
-/* an image argument as a [1,3,H,W] tensor of the model's size */
-static zs_tensor *load_image(zs_ctx *ctx, const zs_zse *m, const char *path) {
-    int ndim;
-    int64_t shape[8], s4[4];
-    float *data = NULL;
-    zs_tensor *t;
-    size_t n = strlen(path);
-    if (n < 4 || strcmp(path + n - 4, ".npy")) {
-        fprintf(stderr, "error: %s: only .npy float32 [3,H,W] inputs are supported in this build\n", path);
-        return NULL;
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- progress bar (stderr, only on a terminal) ---------------------------- */
+typedef struct { const char *what; long total; double t0, last; int on; } prog_t;
+
+static void prog_start(prog_t *p, const char *what, long total) {
+    p->what = what;
+    p->total = total;
+    p->t0 = p->last = now();
+    p->on = isatty(fileno(stderr)) && total > 0;
+}
+
+static void fmt_time(char *b, size_t n, double s) {
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(b, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(b, n, "%ld:%02ld", t / 60, t % 60);
+}
+
+static void prog_update(prog_t *p, long done, const char *extra) {
+    double t = now(), el = t - p->t0, rate = el > 0 ? (double)done / el : 0;
+    char eta[32], ela[32], bar[31];
+    int i, fill;
+    if (!p->on || (t - p->last < 0.1 && done < p->total)) return;
+    p->last = t;
+    fill = (int)(30.0 * (double)done / (double)p->total);
+    for (i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
+    bar[30] = 0;
+    fmt_time(ela, sizeof ela, el);
+    fmt_time(eta, sizeof eta, rate > 0 ? (double)(p->total - done) / rate : 0);
+    fprintf(stderr, "\r%s [%s] %ld/%ld %.2f/s %s ETA %s %s\033[K", p->what, bar, done, p->total, rate, ela, eta, extra ? extra : "");
+    fflush(stderr);
+}
+
+static void prog_end(prog_t *p) {
+    if (p->on) fprintf(stderr, "\n");
+    p->on = 0;
+}
+
+/* ---- images ------------------------------------------------------------------ */
+static int has_ext(const char *p, const char *ext) {
+    size_t n = strlen(p), e = strlen(ext);
+    return n >= e && !strcmp(p + n - e, ext);
+}
+
+/* An image file, or drawing k of a Quick, Draw! file given as "F.ndjson" or
+   "F.ndjson:k" (rasterised at 256x256, line width 3, as zs_qd_render). */
+static int load_picture(const char *path, zs_image *out) {
+    const char *nd = strstr(path, ".ndjson");
+    if (nd && (nd[7] == 0 || nd[7] == ':')) {
+        char file[4096];
+        long k = 0;
+        zs_qd_file f;
+        zs_qd_raster_opts ro = zs_qd_raster_default_opts();
+        int r;
+        size_t n = (size_t)(nd + 7 - path);
+        if (n >= sizeof file) { fprintf(stderr, "error: path too long\n"); return ZS_ERR_ARG; }
+        memcpy(file, path, n);
+        file[n] = 0;
+        if (nd[7] == ':' && (int_opt(nd + 8, "drawing index", 0, 0x7fffffffL, &k))) return ZS_ERR_ARG;
+        memset(out, 0, sizeof *out);
+        if ((r = zs_qd_load(&f, file, NULL)) != ZS_OK) return r;
+        if (k >= f.n) {
+            fprintf(stderr, "error: %s has %d drawings, no drawing %ld\n", file, f.n, k);
+            zs_qd_free(&f);
+            return ZS_ERR_ARG;
+        }
+        r = zs_qd_render(out, &f.drawings[k], &ro);
+        zs_qd_free(&f);
+        return r;
     }
-    if (zs_npy_read(path, &ndim, shape, &data) != ZS_OK) { fprintf(stderr, "error: %s\n", zs_last_error()); return NULL; }
-    if (ndim != 3 || shape[0] != 3 || shape[1] != m->cfg.img_size || shape[2] != m->cfg.img_size) {
-        fprintf(stderr, "error: %s: expected a [3,%d,%d] array for this model, got %d dims [%lld,...]\n", path,
-                m->cfg.img_size, m->cfg.img_size, ndim, ndim ? (long long)shape[0] : 0LL);
+    return zs_image_load(path, out);
+}
+
+/* One input as a normalised [3,size,size] float image: a .npy array as is,
+   an image file pre-processed as a sketch or a photo (SPEC 3). */
+static int prep_input(const char *path, int is_sketch, int size, float *out) {
+    if (has_ext(path, ".npy")) {
+        int ndim;
+        int64_t shape[8];
+        float *data = NULL;
+        if (zs_npy_read(path, &ndim, shape, &data) != ZS_OK) return ZS_ERR_FORMAT;
+        if (ndim != 3 || shape[0] != 3 || shape[1] != size || shape[2] != size) {
+            zs_npy_free(data);
+            fprintf(stderr, "error: %s: expected a [3,%d,%d] array for this model\n", path, size, size);
+            return ZS_ERR_SHAPE;
+        }
+        memcpy(out, data, sizeof(float) * 3 * (size_t)size * (size_t)size);
         zs_npy_free(data);
-        return NULL;
+        return ZS_OK;
+    } else {
+        zs_image im;
+        int r = load_picture(path, &im);
+        if (r) return r;
+        r = is_sketch ? zs_preprocess_sketch(&im, size, out) : zs_preprocess_photo(&im, size, out);
+        zs_image_free(&im);
+        return r;
     }
-    s4[0] = 1; s4[1] = 3; s4[2] = shape[1]; s4[3] = shape[2];
-    t = zs_from_data(ctx, data, 4, s4);
-    zs_npy_free(data);
-    if (!t) fprintf(stderr, "error: %s\n", zs_last_error());
-    return t;
+}
+
+/* Runs SA on b images [b,3,S,S]; writes the L2-normalised token 0 to emb[b,d]
+   and, when tok != NULL, all tokens to tok[b,T,d]. */
+static int sa_batch(zs_ctx *ctx, zs_zse *m, const float *imgs, int b, float *emb, float *tok) {
+    int64_t s[4];
+    zs_mark mk = zs_ctx_mark(ctx);
+    zs_tensor *x, *sa;
+    int i, k, D = m->cfg.dim, T = m->dims.tokens, rc = ZS_OK;
+    s[0] = b; s[1] = 3; s[2] = m->cfg.img_size; s[3] = m->cfg.img_size;
+    x = zs_from_data(ctx, imgs, 4, s);
+    sa = x ? zs_zse_sa(ctx, m, x) : NULL;
+    if (!sa) rc = ZS_ERR_STATE;
+    else {
+        const float *o = (const float *)sa->data;
+        for (i = 0; i < b; i++) {
+            const float *t0 = o + (size_t)i * (size_t)T * (size_t)D;
+            double nn = 0;
+            for (k = 0; k < D; k++) nn += (double)t0[k] * t0[k];
+            nn = sqrt(nn) > 1e-12 ? sqrt(nn) : 1e-12; /* F.normalize(eps=1e-12), as zs_zse_embed */
+            for (k = 0; k < D; k++) emb[(size_t)i * D + k] = (float)(t0[k] / nn);
+        }
+        if (tok) memcpy(tok, o, sizeof(float) * (size_t)b * (size_t)T * (size_t)D);
+    }
+    zs_ctx_release(ctx, mk);
+    return rc;
+}
+
+/* Embeds n inputs (paths) in batches: emb[n,d]; caches[n][cache_floats]
+   (RN reranking) when caches != NULL. */
+static int embed_files(zs_ctx *ctx, zs_zse *m, char **paths, int n, int is_sketch, int batch, float *emb, float **caches,
+                       const char *what) {
+    size_t img = 3 * (size_t)m->cfg.img_size * (size_t)m->cfg.img_size, tsz = (size_t)m->dims.tokens * (size_t)m->cfg.dim;
+    float *x = (float *)malloc(sizeof(float) * img * (size_t)batch), *tok = caches ? (float *)malloc(sizeof(float) * tsz * (size_t)batch) : NULL;
+    prog_t p;
+    int i, j, rc = ZS_OK;
+    if (!x || (caches && !tok)) { free(x); free(tok); fprintf(stderr, "error: out of memory\n"); return ZS_ERR_NOMEM; }
+    prog_start(&p, what, n);
+    for (i = 0; i < n && rc == ZS_OK; i += batch) {
+        int b = n - i < batch ? n - i : batch;
+        for (j = 0; j < b && rc == ZS_OK; j++)
+            if ((rc = prep_input(paths[i + j], is_sketch, m->cfg.img_size, x + (size_t)j * img)) != ZS_OK)
+                fprintf(stderr, "error: %s: %s\n", paths[i + j], zs_last_error());
+        if (rc == ZS_OK && (rc = sa_batch(ctx, m, x, b, emb + (size_t)i * m->cfg.dim, tok)) != ZS_OK) fail();
+        for (j = 0; j < b && rc == ZS_OK && caches; j++)
+            if ((rc = zs_zse_cache(ctx, m, tok + (size_t)j * tsz, is_sketch, caches[i + j])) != ZS_OK) fail();
+        prog_update(&p, i + b, NULL);
+    }
+    prog_end(&p);
+    free(x);
+    free(tok);
+    return rc;
+}
+
+static int load_model(const char *weights, zs_zse *m, int with_grad) {
+    if (zs_zse_load(m, weights, with_grad) != ZS_OK) return fail();
+    return 0;
+}
+
+static uint64_t config_hash(const zs_zse *m, char *buf, size_t cap) {
+    if (zs_zse_config_format(&m->cfg, buf, cap) != ZS_OK) buf[0] = 0;
+    return zs_hash_bytes(buf, strlen(buf), 0);
 }
 
 /* ---- init ------------------------------------------------------------------ */
@@ -79,63 +277,723 @@ static int cmd_init(int argc, char **argv) {
         "usage: zsesbir init --config default|small|tiny --out W.safetensors [--seed S] [--dtype f32|f16|bf16]\n"
         "Writes randomly initialised ZSE-SBIR weights (released parameter names).\n";
     const char *config = "small", *out = NULL, *seed = "1", *dtype = "f32";
-    opt_t o[4];
+    opts_t o = {{{0}}, 0};
     zs_zse_config c;
     zs_zse m;
     zs_type dt = ZS_F32;
+    long sd = 1;
     int rc;
-    o[0].name = "--config"; o[0].value = &config; o[0].is_flag = 0;
-    o[1].name = "--out"; o[1].value = &out; o[1].is_flag = 0;
-    o[2].name = "--seed"; o[2].value = &seed; o[2].is_flag = 0;
-    o[3].name = "--dtype"; o[3].value = &dtype; o[3].is_flag = 0;
-    if ((rc = parse_opts(argc, argv, o, 4, usage)) || (rc = need(out, "--out", usage))) return rc;
-    if (!strcmp(config, "default")) c = zs_zse_config_default();
-    else if (!strcmp(config, "small")) c = zs_zse_config_small();
-    else if (!strcmp(config, "tiny")) {
-        c = zs_zse_config_default();
-        c.img_size = 64; c.dim = 32; c.depth = 2; c.heads = 4; c.mlp_dim = 64;
-        c.scale_ch[0] = 8; c.scale_ch[1] = 16; c.scale_ch[2] = 16; c.ca_heads = 2; c.ca_ffn = 48; c.anchor_ch = 24;
-    } else { fprintf(stderr, "unknown config '%s'\n\n%s", config, usage); return 2; }
+    opt(&o, "--config", &config); opt(&o, "--out", &out); opt(&o, "--seed", &seed); opt(&o, "--dtype", &dtype);
+    PARSE(argc, argv, &o, usage);
+    if ((rc = need(out, "--out", usage)) || (rc = int_opt(seed, "--seed", 0, 0x7fffffffL, &sd))) return rc;
+    if (zs_zse_config_named(config, &c) != ZS_OK) { fprintf(stderr, "%s\n\n%s", zs_last_error(), usage); return 2; }
     if (!strcmp(dtype, "f16")) dt = ZS_F16;
     else if (!strcmp(dtype, "bf16")) dt = ZS_BF16;
     else if (strcmp(dtype, "f32")) { fprintf(stderr, "unknown dtype '%s'\n\n%s", dtype, usage); return 2; }
-    if (zs_zse_init(&m, &c, 0, (uint64_t)strtoull(seed, NULL, 10)) != ZS_OK || zs_zse_save(&m, out, dt) != ZS_OK) {
-        fprintf(stderr, "error: %s\n", zs_last_error());
+    if (zs_zse_init(&m, &c, 0, (uint64_t)sd) != ZS_OK || zs_zse_save(&m, out, dt) != ZS_OK) {
         zs_zse_free(&m);
-        return 1;
+        return fail();
     }
     printf("wrote %s: %zu parameters (%s)\n", out, zs_zse_param_count(&m), dtype);
     zs_zse_free(&m);
     return 0;
 }
 
+/* ---- train ------------------------------------------------------------------- */
+
+/* Pre-processed 8-bit images kept in memory across steps (a sketch's ink-box
+   crop and a photo's bicubic resize are paid once per file). */
+typedef struct { unsigned char **img; int n; size_t used, cap; } imcache_t;
+
+static int cached_input(imcache_t *c, const char *path, int i, int is_sketch, int size, float *out) {
+    static const float half[3] = {0.5f, 0.5f, 0.5f};
+    size_t bytes = 3 * (size_t)size * (size_t)size;
+    zs_image im, prep;
+    int r;
+    if (c->img[i]) {
+        prep.w = prep.h = size;
+        prep.rgb = c->img[i];
+        return zs_image_normalize(&prep, half, half, out);
+    }
+    if ((r = zs_image_load(path, &im)) != ZS_OK) return r;
+    if (is_sketch) r = zs_sketch_prepare(&im, size, &prep, NULL);
+    else r = zs_image_resize_bicubic_pil(&im, size, size, &prep);
+    zs_image_free(&im);
+    if (r) return r;
+    r = zs_image_normalize(&prep, half, half, out);
+    if (r == ZS_OK && c->used + bytes <= c->cap) {
+        c->img[i] = prep.rgb; /* keep it */
+        c->used += bytes;
+    } else
+        zs_image_free(&prep);
+    return r;
+}
+
+static int save_checkpoint(const zs_zse *m, const zs_optim *opt, const char *out) {
+    char tmp[4096], ost[4096];
+    if (strlen(out) > 4000) { fprintf(stderr, "error: output path too long\n"); return 1; }
+    /* write then rename: an interrupted save never destroys the previous one */
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    if (zs_zse_save(m, tmp, ZS_F32) != ZS_OK) return fail();
+    if (rename(tmp, out) != 0) { fprintf(stderr, "error: cannot rename %s to %s\n", tmp, out); return 1; }
+    snprintf(ost, sizeof ost, "%s.optim", out);
+    snprintf(tmp, sizeof tmp, "%s.optim.tmp", out);
+    if (zs_optim_save(opt, tmp) != ZS_OK) return fail();
+    if (rename(tmp, ost) != 0) { fprintf(stderr, "error: cannot rename %s to %s\n", tmp, ost); return 1; }
+    return 0;
+}
+
+static uint64_t splitmix(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static int cmd_train(int argc, char **argv) {
+    const char *usage =
+        "usage: zsesbir train --data DIR --test-classes FILE (--config NAME | --config-file F | --resume W)\n"
+        "                     --steps N --batch B --out W.safetensors [options]\n"
+        "Trains ZSE-SBIR (SPEC 1.5: 2 x triplet + 4 x RN loss, AdamW) on the SEEN classes\n"
+        "of DIR (<DIR>/photo/<class>/*, <DIR>/sketch/<class>/*); the classes named in\n"
+        "--test-classes are held out. Saves W.safetensors and W.safetensors.optim\n"
+        "every --save-every steps and at the end; --resume continues from them.\n"
+        "options:\n"
+        "  --class-list F     cname_cid.txt-style list fixing class ids (default: sorted names)\n"
+        "  --config NAME      default | small | tiny          --config-file F  config text\n"
+        "  --init W           start from these weights (e.g. a converted ViT), not random\n"
+        "  --lr X (1e-4)      AdamW learning rate (the release: 1e-5 from ImageNet ViT)\n"
+        "  --wd X (1e-2)      decoupled weight decay\n"
+        "  --seed S (1)       sampling, dropout and initialisation seed\n"
+        "  --save-every N (500)   --log-every N (50)   --threads T (2)\n"
+        "  --cache-mb N (4096)    memory for pre-processed images\n"
+        "  --checkpoint       activation checkpointing (less memory, ~1.5x time)\n";
+    const char *data = NULL, *tests = NULL, *clist = NULL, *config = NULL, *cfile = NULL, *steps = NULL, *batch = NULL, *out = NULL;
+    const char *resume = NULL, *init = NULL, *threads = NULL, *seed = "1", *lr = NULL, *wd = NULL, *save_every = NULL;
+    const char *log_every = NULL, *cache_mb = NULL, *ckpt = NULL;
+    opts_t o = {{{0}}, 0};
+    long n_steps = 0, B = 0, sd = 1, save_n = 500, log_n = 50, cmb = 4096, step, start;
+    double lr_v = 1e-4, wd_v = 1e-2, t0, ema = -1, tri_ema = 0, rn_ema = 0;
+    zs_dataset ds;
+    zs_zse m;
+    zs_zse_config c;
+    zs_ctx *ctx = NULL;
+    zs_optim *optim = NULL;
+    zs_optim_params op;
+    imcache_t sk = {0, 0, 0, 0}, ph = {0, 0, 0, 0};
+    float *x = NULL;
+    prog_t p;
+    int rc, i, S;
+    size_t img;
+    opt(&o, "--data", &data); opt(&o, "--test-classes", &tests); opt(&o, "--class-list", &clist);
+    opt(&o, "--config", &config); opt(&o, "--config-file", &cfile); opt(&o, "--steps", &steps); opt(&o, "--batch", &batch);
+    opt(&o, "--out", &out); opt(&o, "--resume", &resume); opt(&o, "--init", &init); opt(&o, "--threads", &threads);
+    opt(&o, "--seed", &seed); opt(&o, "--lr", &lr); opt(&o, "--wd", &wd); opt(&o, "--save-every", &save_every);
+    opt(&o, "--log-every", &log_every); opt(&o, "--cache-mb", &cache_mb); flag(&o, "--checkpoint", &ckpt);
+    PARSE(argc, argv, &o, usage);
+    if ((rc = need(data, "--data", usage)) || (rc = need(tests, "--test-classes", usage)) || (rc = need(steps, "--steps", usage)) ||
+        (rc = need(batch, "--batch", usage)) || (rc = need(out, "--out", usage)) ||
+        (rc = int_opt(steps, "--steps", 1, 100000000L, &n_steps)) || (rc = int_opt(batch, "--batch", 1, 4096, &B)) ||
+        (rc = int_opt(seed, "--seed", 0, 0x7fffffffL, &sd)) || (rc = int_opt(save_every, "--save-every", 1, 100000000L, &save_n)) ||
+        (rc = int_opt(log_every, "--log-every", 1, 100000000L, &log_n)) || (rc = int_opt(cache_mb, "--cache-mb", 0, 1L << 30, &cmb)) ||
+        (rc = float_opt(lr, "--lr", 0, 10, &lr_v)) || (rc = float_opt(wd, "--wd", 0, 10, &wd_v)))
+        return rc;
+    if (!!config + !!cfile + !!resume + !!init > 1) { fprintf(stderr, "give one of --config, --config-file, --resume, --init\n\n%s", usage); return 2; }
+    if (!config && !cfile && !resume && !init) { fprintf(stderr, "missing --config (or --config-file / --resume / --init)\n\n%s", usage); return 2; }
+    if (zs_dataset_open(&ds, data, clist) != ZS_OK || zs_dataset_set_unseen(&ds, tests) != ZS_OK) { zs_dataset_free(&ds); return fail(); }
+    printf("data: %d classes (%d seen for training, %d held out), %d photos, %d sketches\n", ds.n_classes, ds.n_seen, ds.n_unseen,
+           ds.n_photos, ds.n_sketches);
+    rc = 1;
+    if (resume || init) {
+        if (zs_zse_load(&m, resume ? resume : init, 1) != ZS_OK) { fail(); goto done0; }
+    } else {
+        if (config && zs_zse_config_named(config, &c) != ZS_OK) { fprintf(stderr, "%s\n", zs_last_error()); rc = 2; goto done0; }
+        if (cfile) {
+            FILE *f = fopen(cfile, "rb");
+            char text[4096];
+            size_t nr;
+            if (!f) { fprintf(stderr, "error: cannot open %s\n", cfile); goto done0; }
+            nr = fread(text, 1, sizeof text - 1, f);
+            fclose(f);
+            text[nr] = 0;
+            c = zs_zse_config_small();
+            if (zs_zse_config_parse(&c, text) != ZS_OK) { fail(); goto done0; }
+        }
+        if (zs_zse_init(&m, &c, 1, (uint64_t)sd) != ZS_OK) { fail(); goto done0; }
+    }
+    m.checkpoint = ckpt != NULL;
+    {
+        char cfg[1024];
+        config_hash(&m, cfg, sizeof cfg);
+        printf("model: %zu parameters (%s)\n", zs_zse_param_count(&m), cfg);
+    }
+    op = zs_optim_default_params(ZS_OPTIM_ADAMW);
+    op.lr = (float)lr_v;
+    op.weight_decay = (float)wd_v;
+    if (!(optim = zs_optim_create(&op, &m.params, NULL))) { fail(); goto done; }
+    if (resume) {
+        char ost[4200];
+        FILE *f;
+        snprintf(ost, sizeof ost, "%.4000s.optim", resume);
+        if ((f = fopen(ost, "rb")) != NULL) {
+            fclose(f);
+            if (zs_optim_load(optim, ost) != ZS_OK) { fail(); goto done; }
+            printf("resumed from %s at step %lld\n", resume, (long long)zs_optim_steps(optim));
+        } else
+            printf("resumed weights from %s (no %s: fresh optimiser state)\n", resume, ost);
+    }
+    if (!(ctx = make_ctx(threads))) goto done;
+    S = m.cfg.img_size;
+    img = 3 * (size_t)S * (size_t)S;
+    x = (float *)malloc(sizeof(float) * img * 4 * (size_t)B);
+    sk.img = (unsigned char **)calloc((size_t)ds.n_sketches + 1, sizeof(unsigned char *));
+    ph.img = (unsigned char **)calloc((size_t)ds.n_photos + 1, sizeof(unsigned char *));
+    if (!x || !sk.img || !ph.img) { fprintf(stderr, "error: out of memory\n"); goto done; }
+    sk.n = ds.n_sketches; ph.n = ds.n_photos;
+    sk.cap = ph.cap = (size_t)cmb << 19; /* half each */
+    zs_set_training(ctx, 1);
+    step = start = zs_optim_steps(optim);
+    if (step >= n_steps) printf("already at step %ld of %ld\n", step, n_steps);
+    prog_start(&p, "train", n_steps);
+    t0 = now();
+    for (; step < n_steps; step++) {
+        /* the sample of step s depends only on (seed, s): resuming replays it */
+        uint64_t rng = splitmix((uint64_t)sd * 0x100000001b3ull + (uint64_t)step);
+        zs_tensor *imgs, *loss;
+        zs_zse_losses L;
+        int64_t s4[4];
+        int b;
+        for (b = 0; b < B; b++) {
+            int32_t t[4]; /* s+, p+, s-, p- */
+            static const int slot[4] = {0, 2, 1, 3}; /* -> batch order [s+, s-, p+, p-] */
+            int k;
+            if (zs_sample_triplet(&ds, &rng, t) != ZS_OK) { prog_end(&p); fail(); goto done; }
+            for (k = 0; k < 4; k++) {
+                int is_sk = k == 0 || k == 2;
+                const char *path = is_sk ? ds.sketch_path[t[k]] : ds.photo_path[t[k]];
+                if (cached_input(is_sk ? &sk : &ph, path, t[k], is_sk, S, x + ((size_t)slot[k] * (size_t)B + (size_t)b) * img) != ZS_OK) {
+                    prog_end(&p);
+                    fprintf(stderr, "error: %s: %s\n", path, zs_last_error());
+                    goto done;
+                }
+            }
+        }
+        zs_ctx_seed(ctx, splitmix((uint64_t)sd ^ ((uint64_t)step << 20)));
+        s4[0] = 4 * B; s4[1] = 3; s4[2] = S; s4[3] = S;
+        zs_params_zero_grad(&m.params);
+        imgs = zs_from_data(ctx, x, 4, s4);
+        loss = imgs ? zs_zse_train_loss(ctx, &m, imgs, &L) : NULL;
+        if (!loss || zs_backward(ctx, loss) != ZS_OK || zs_optim_step(optim) != ZS_OK) { prog_end(&p); fail(); goto done; }
+        zs_ctx_reset(ctx);
+        if (ema < 0) { ema = L.total; tri_ema = L.triplet; rn_ema = L.rn; }
+        else { ema = 0.95 * ema + 0.05 * L.total; tri_ema = 0.95 * tri_ema + 0.05 * L.triplet; rn_ema = 0.95 * rn_ema + 0.05 * L.rn; }
+        {
+            char extra[64];
+            snprintf(extra, sizeof extra, "loss %.4f", ema);
+            prog_update(&p, step + 1, extra);
+        }
+        if ((step + 1) % log_n == 0 || step + 1 == n_steps) {
+            double el = now() - t0;
+            if (p.on) fprintf(stderr, "\r\033[K");
+            printf("step %ld/%ld  loss %.4f (triplet %.4f, rn %.4f; smoothed %.4f)  %.2f s/step\n", step + 1, n_steps, (double)L.total,
+                   (double)L.triplet, (double)L.rn, ema, el / (double)(step + 1 - start));
+            fflush(stdout);
+        }
+        if ((step + 1) % save_n == 0 && step + 1 < n_steps && save_checkpoint(&m, optim, out)) goto done;
+    }
+    prog_end(&p);
+    if (save_checkpoint(&m, optim, out)) goto done;
+    printf("wrote %s (+ .optim) after %ld steps, %.1f s, mean loss (smoothed) %.4f: triplet %.4f rn %.4f\n", out, n_steps, now() - t0,
+           ema, tri_ema, rn_ema);
+    rc = 0;
+done:
+    zs_optim_free(optim);
+    zs_ctx_free(ctx);
+    zs_zse_free(&m);
+done0:
+    for (i = 0; sk.img && i < sk.n; i++) free(sk.img[i]);
+    for (i = 0; ph.img && i < ph.n; i++) free(ph.img[i]);
+    free(sk.img);
+    free(ph.img);
+    free(x);
+    zs_dataset_free(&ds);
+    return rc;
+}
+
+/* ---- photo collections ----------------------------------------------------------- */
+typedef struct { char **path; int32_t *label; int n, cap; char **cls; int n_cls; } coll_t;
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int is_image_name(const char *n) {
+    static const char *ext[] = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".JPG", ".JPEG", ".PNG", ".npy"};
+    size_t i;
+    if (n[0] == '.') return 0;
+    for (i = 0; i < sizeof ext / sizeof ext[0]; i++)
+        if (has_ext(n, ext[i])) return 1;
+    return 0;
+}
+
+/* sorted names of entries of dir that are directories (want_dir) or image files */
+static char **list_dir(const char *dir, int want_dir, int *n_out) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char **v = NULL, full[8192];
+    int n = 0, cap = 0;
+    *n_out = -1;
+    if (!d) return NULL;
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        if (e->d_name[0] == '.') continue;
+        snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+        if (stat(full, &st) != 0) continue;
+        if (want_dir ? !S_ISDIR(st.st_mode) : (!S_ISREG(st.st_mode) || !is_image_name(e->d_name))) continue;
+        if (n == cap) {
+            char **nv = (char **)realloc(v, sizeof(char *) * (size_t)(cap = cap ? 2 * cap : 64));
+            if (!nv) break;
+            v = nv;
+        }
+        if (!(v[n] = (char *)malloc(strlen(e->d_name) + 1))) break;
+        strcpy(v[n++], e->d_name);
+    }
+    closedir(d);
+    if (n) qsort(v, (size_t)n, sizeof *v, cmp_str);
+    *n_out = n;
+    return v;
+}
+
+static void free_names(char **v, int n) {
+    int i;
+    for (i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+static int coll_add(coll_t *c, const char *dir, const char *name, int label) {
+    if (c->n == c->cap) {
+        int nc = c->cap ? 2 * c->cap : 256;
+        char **np = (char **)realloc(c->path, sizeof(char *) * (size_t)nc);
+        int32_t *nl;
+        if (!np) return 1;
+        c->path = np;
+        if (!(nl = (int32_t *)realloc(c->label, sizeof(int32_t) * (size_t)nc))) return 1;
+        c->label = nl;
+        c->cap = nc;
+    }
+    if (!(c->path[c->n] = (char *)malloc(strlen(dir) + strlen(name) + 2))) return 1;
+    sprintf(c->path[c->n], "%s/%s", dir, name);
+    c->label[c->n++] = label;
+    return 0;
+}
+
+/* A photo folder: image files in DIR (label -1) and in its sub-folders, one
+   class per sub-folder (label = index of the sorted folder name). */
+static int coll_scan(coll_t *c, const char *dir) {
+    int nf, i, j;
+    char **files = list_dir(dir, 0, &nf), sub[8192];
+    memset(c, 0, sizeof *c);
+    if (nf < 0) { fprintf(stderr, "error: cannot read folder %s\n", dir); return 1; }
+    c->cls = list_dir(dir, 1, &c->n_cls);
+    if (c->n_cls < 0) c->n_cls = 0;
+    for (i = 0; i < nf; i++) coll_add(c, dir, files[i], -1);
+    free_names(files, nf);
+    for (j = 0; j < c->n_cls; j++) {
+        snprintf(sub, sizeof sub, "%s/%s", dir, c->cls[j]);
+        files = list_dir(sub, 0, &nf);
+        for (i = 0; i < nf; i++) coll_add(c, sub, files[i], j);
+        free_names(files, nf > 0 ? nf : 0);
+    }
+    if (c->n == 0) { fprintf(stderr, "error: no image files in %s or its sub-folders\n", dir); return 1; }
+    return 0;
+}
+
+static void coll_free(coll_t *c) {
+    free_names(c->path, c->n);
+    free(c->label);
+    free_names(c->cls, c->n_cls);
+    memset(c, 0, sizeof *c);
+}
+
+/* ---- index ------------------------------------------------------------------------- */
+static int cmd_index(int argc, char **argv) {
+    const char *usage =
+        "usage: zsesbir index --weights W --photos DIR --out G.zsi [--tokens f16|f32|none] [--batch B] [--threads T]\n"
+        "Embeds every photo under DIR once (files in DIR and in its class sub-folders;\n"
+        "a sub-folder's name is the class of its photos) into an index file: paths,\n"
+        "classes, ret-token embeddings and, unless --tokens none, the SA tokens the RN\n"
+        "reranker of `search --rerank` needs (f16 by default: half the size).\n";
+    const char *weights = NULL, *photos = NULL, *out = NULL, *tokens = "f16", *batch = NULL, *threads = NULL;
+    opts_t o = {{{0}}, 0};
+    zs_zse m;
+    zs_ctx *ctx = NULL;
+    coll_t c;
+    zs_index_info in;
+    zs_index_writer *w = NULL;
+    float *x = NULL, *emb = NULL, *tok = NULL;
+    long B = 8;
+    int rc, i, j, with_tok;
+    size_t img, tsz;
+    prog_t p;
+    char cfg[1024];
+    double t0 = now();
+    opt(&o, "--weights", &weights); opt(&o, "--photos", &photos); opt(&o, "--out", &out); opt(&o, "--tokens", &tokens);
+    opt(&o, "--batch", &batch); opt(&o, "--threads", &threads);
+    PARSE(argc, argv, &o, usage);
+    if ((rc = need(weights, "--weights", usage)) || (rc = need(photos, "--photos", usage)) || (rc = need(out, "--out", usage)) ||
+        (rc = int_opt(batch, "--batch", 1, 1024, &B)))
+        return rc;
+    if (strcmp(tokens, "f16") && strcmp(tokens, "f32") && strcmp(tokens, "none")) { fprintf(stderr, "--tokens: f16, f32 or none\n\n%s", usage); return 2; }
+    with_tok = strcmp(tokens, "none") != 0;
+    if (coll_scan(&c, photos)) { coll_free(&c); return 1; }
+    if (load_model(weights, &m, 0)) { coll_free(&c); return 1; }
+    rc = 1;
+    if (!(ctx = make_ctx(threads))) goto done;
+    zs_set_grad_enabled(ctx, 0);
+    memset(&in, 0, sizeof in);
+    in.config_hash = config_hash(&m, cfg, sizeof cfg);
+    in.weights_hash = zs_weights_hash(&m.params);
+    in.config = cfg;
+    in.n = c.n; in.dim = m.cfg.dim;
+    in.tokens = with_tok ? m.dims.tokens : 0; in.token_dim = with_tok ? m.cfg.dim : 0;
+    in.token_type = !strcmp(tokens, "f32") ? ZS_F32 : ZS_F16;
+    in.n_classes = c.n_cls; in.class_name = (const char *const *)c.cls;
+    in.path = (const char *const *)c.path; in.label = c.label;
+    img = 3 * (size_t)m.cfg.img_size * (size_t)m.cfg.img_size;
+    tsz = (size_t)m.dims.tokens * (size_t)m.cfg.dim;
+    x = (float *)malloc(sizeof(float) * img * (size_t)B);
+    emb = (float *)malloc(sizeof(float) * (size_t)m.cfg.dim * (size_t)B);
+    tok = (float *)malloc(sizeof(float) * tsz * (size_t)B);
+    if (!x || !emb || !tok) { fprintf(stderr, "error: out of memory\n"); goto done; }
+    if (!(w = zs_index_create(out, &in))) { fail(); goto done; }
+    prog_start(&p, "index", c.n);
+    for (i = 0; i < c.n; i += (int)B) {
+        int b = c.n - i < B ? c.n - i : (int)B;
+        for (j = 0; j < b; j++)
+            if (prep_input(c.path[i + j], 0, m.cfg.img_size, x + (size_t)j * img) != ZS_OK) {
+                prog_end(&p);
+                fprintf(stderr, "error: %s: %s\n", c.path[i + j], zs_last_error());
+                goto done;
+            }
+        if (sa_batch(ctx, &m, x, b, emb, tok) != ZS_OK) { prog_end(&p); fail(); goto done; }
+        for (j = 0; j < b; j++)
+            if (zs_index_append(w, emb + (size_t)j * m.cfg.dim, with_tok ? tok + (size_t)j * tsz : NULL) != ZS_OK) { prog_end(&p); fail(); goto done; }
+        prog_update(&p, i + b, NULL);
+    }
+    prog_end(&p);
+    if (zs_index_finish(w) != ZS_OK) { w = NULL; fail(); goto done; }
+    w = NULL;
+    printf("indexed %d photos (%d classes) into %s in %.1f s (tokens: %s)\n", c.n, c.n_cls, out, now() - t0, tokens);
+    rc = 0;
+done:
+    zs_index_abort(w);
+    free(x); free(emb); free(tok);
+    zs_ctx_free(ctx);
+    zs_zse_free(&m);
+    coll_free(&c);
+    return rc;
+}
+
+/* ---- search ------------------------------------------------------------------------ */
+
+/* class of a query from its parent folder's name, when the index knows it */
+static int label_from_path(const zs_index *idx, const char *path) {
+    const char *e = strrchr(path, '/'), *b;
+    int i;
+    size_t n;
+    if (!e) return -1;
+    for (b = e; b > path && b[-1] != '/'; b--) {}
+    n = (size_t)(e - b);
+    for (i = 0; i < idx->n_classes; i++)
+        if (strlen(idx->class_name[i]) == n && !strncmp(idx->class_name[i], b, n)) return i;
+    return -1;
+}
+
+static int write_sheet(const char *png, const char *query, int q_is_sketch, char **paths, const zs_hit *hits, int k, const int32_t *labels,
+                       int q_label) {
+    zs_image q, *items = (zs_image *)calloc((size_t)k + 1, sizeof(zs_image)), sheet;
+    int *mark = (int *)malloc(sizeof(int) * ((size_t)k + 1)), i, r;
+    (void)q_is_sketch;
+    memset(&q, 0, sizeof q);
+    memset(&sheet, 0, sizeof sheet);
+    if (!items || !mark) { free(items); free(mark); fprintf(stderr, "error: out of memory\n"); return 1; }
+    if (load_picture(query, &q) != ZS_OK) fprintf(stderr, "warning: %s: %s (blank query cell)\n", query, zs_last_error());
+    for (i = 0; i < k; i++) {
+        int li = labels[hits[i].index];
+        if (zs_image_load(paths[hits[i].index], &items[i]) != ZS_OK)
+            fprintf(stderr, "warning: %s: %s (blank cell)\n", paths[hits[i].index], zs_last_error());
+        mark[i] = q_label < 0 || li < 0 ? -1 : li == q_label;
+    }
+    r = zs_contact_sheet(&sheet, &q, items, k, mark, 160, k <= 5 ? k : 5);
+    if (r == ZS_OK) r = has_ext(png, ".ppm") ? zs_image_save_ppm(png, &sheet) : zs_image_save_png(png, &sheet);
+    if (r != ZS_OK) fail();
+    zs_image_free(&sheet);
+    zs_image_free(&q);
+    for (i = 0; i < k; i++) zs_image_free(&items[i]);
+    free(items);
+    free(mark);
+    return r != ZS_OK;
+}
+
+static int cmd_search(int argc, char **argv) {
+    const char *usage =
+        "usage: zsesbir search --weights W --index G.zsi --sketch S [--topk 10] [--rerank K] [--png out.png] [--threads T]\n"
+        "Ranks the indexed photos for a sketch (an image, or F.ndjson:k for drawing k of a\n"
+        "Quick, Draw! file) by ret-token distance (SPEC 1.6); with\n"
+        "--rerank K the first K are re-ordered by the RN relation score. Prints rank,\n"
+        "distance, score, class and path; --png writes a contact sheet (query + top-k,\n"
+        "frames green/red when the query's folder names a class of the index; .ppm\n"
+        "when built without stb_image).\n";
+    const char *weights = NULL, *index = NULL, *sketch = NULL, *topk = NULL, *rerank = NULL, *png = NULL, *threads = NULL;
+    opts_t o = {{{0}}, 0};
+    zs_zse m;
+    zs_index idx;
+    zs_ctx *ctx = NULL;
+    long K = 10, R = 0;
+    float *x = NULL, *qe = NULL, *qt = NULL, *qc = NULL, *ptok = NULL, *cache_mem = NULL;
+    const float **caches = NULL;
+    zs_hit *hits = NULL;
+    size_t cf;
+    int rc, i, q_label;
+    char cfg[1024];
+    opt(&o, "--weights", &weights); opt(&o, "--index", &index); opt(&o, "--sketch", &sketch); opt(&o, "--topk", &topk);
+    opt(&o, "--rerank", &rerank); opt(&o, "--png", &png); opt(&o, "--threads", &threads);
+    PARSE(argc, argv, &o, usage);
+    if ((rc = need(weights, "--weights", usage)) || (rc = need(index, "--index", usage)) || (rc = need(sketch, "--sketch", usage)) ||
+        (rc = int_opt(topk, "--topk", 1, 1000000, &K)) || (rc = int_opt(rerank, "--rerank", 0, 1000000, &R)))
+        return rc;
+    if (zs_index_load(index, &idx) != ZS_OK) return fail();
+    if (load_model(weights, &m, 0)) { zs_index_free(&idx); return 1; }
+    rc = 1;
+    if (config_hash(&m, cfg, sizeof cfg) != idx.config_hash || idx.dim != m.cfg.dim) {
+        fprintf(stderr, "error: %s was built for another model config (%s)\n", index, idx.config);
+        goto done;
+    }
+    if (zs_weights_hash(&m.params) != idx.weights_hash) {
+        fprintf(stderr, "error: %s was built with other weights than %s: rebuild it with `zsesbir index`\n", index, weights);
+        goto done;
+    }
+    if (R > 0 && !idx.tokens) { fprintf(stderr, "error: --rerank needs an index built with tokens (not --tokens none)\n"); goto done; }
+    if (R > idx.n) R = idx.n;
+    if (K > idx.n) K = idx.n;
+    if (!(ctx = make_ctx(threads))) goto done;
+    zs_set_grad_enabled(ctx, 0);
+    cf = zs_zse_cache_floats(&m);
+    x = (float *)malloc(sizeof(float) * 3 * (size_t)m.cfg.img_size * (size_t)m.cfg.img_size);
+    qe = (float *)malloc(sizeof(float) * (size_t)m.cfg.dim);
+    qt = (float *)malloc(sizeof(float) * (size_t)m.dims.tokens * (size_t)m.cfg.dim);
+    qc = (float *)malloc(sizeof(float) * cf);
+    hits = (zs_hit *)malloc(sizeof(zs_hit) * (size_t)idx.n);
+    caches = (const float **)calloc((size_t)idx.n, sizeof(float *));
+    ptok = (float *)malloc(sizeof(float) * (size_t)m.dims.tokens * (size_t)m.cfg.dim);
+    cache_mem = (float *)malloc(sizeof(float) * cf * (size_t)(R > 0 ? R : 1));
+    if (!x || !qe || !qt || !qc || !hits || !caches || !ptok || !cache_mem) { fprintf(stderr, "error: out of memory\n"); goto done; }
+    if (prep_input(sketch, 1, m.cfg.img_size, x) != ZS_OK) { fprintf(stderr, "error: %s: %s\n", sketch, zs_last_error()); goto done; }
+    if (sa_batch(ctx, &m, x, 1, qe, qt) != ZS_OK) { fail(); goto done; }
+    /* ret ranking first; then RN caches only for the top R photos */
+    if (zs_zse_search(ctx, &m, qe, NULL, idx.emb, NULL, idx.n, 0, hits) != ZS_OK) { fail(); goto done; }
+    if (R > 0) {
+        if (zs_zse_cache(ctx, &m, qt, 1, qc) != ZS_OK) { fail(); goto done; }
+        for (i = 0; i < R; i++) {
+            float *c = cache_mem + (size_t)i * cf;
+            if (zs_index_tokens(&idx, hits[i].index, ptok) != ZS_OK || zs_zse_cache(ctx, &m, ptok, 0, c) != ZS_OK) { fail(); goto done; }
+            caches[hits[i].index] = c;
+        }
+        if (zs_zse_search(ctx, &m, qe, qc, idx.emb, caches, idx.n, (int)R, hits) != ZS_OK) { fail(); goto done; }
+    }
+    q_label = label_from_path(&idx, sketch);
+    printf("%-5s %-9s %-9s %-16s %s\n", "rank", "distance", "rn_score", "class", "path");
+    for (i = 0; i < K; i++) {
+        int l = idx.label[hits[i].index];
+        char sc[32];
+        if (hits[i].rn_score >= 0) snprintf(sc, sizeof sc, "%.5f", (double)hits[i].rn_score);
+        else snprintf(sc, sizeof sc, "-");
+        printf("%-5d %-9.5f %-9s %-16s %s\n", i + 1, (double)hits[i].ret_dist, sc, l >= 0 ? idx.class_name[l] : "-", idx.path[hits[i].index]);
+    }
+    if (q_label >= 0) {
+        int same = 0;
+        for (i = 0; i < K; i++) same += idx.label[hits[i].index] == q_label;
+        printf("query class %s: %d of the top %ld are of that class\n", idx.class_name[q_label], same, K);
+    }
+    if (png && write_sheet(png, sketch, 1, idx.path, hits, (int)K, idx.label, q_label)) goto done;
+    if (png) printf("wrote %s\n", png);
+    rc = 0;
+done:
+    free(x); free(qe); free(qt); free(qc); free(hits); free((void *)caches); free(ptok); free(cache_mem);
+    zs_ctx_free(ctx);
+    zs_zse_free(&m);
+    zs_index_free(&idx);
+    return rc;
+}
+
+/* ---- eval ------------------------------------------------------------------------------ */
+static void print_metrics(const char *label, const zs_metrics *mt) {
+    printf("%s (TCN definitions: mAP per class=%.4f P@100=%.4f P@200=%.4f)\n", label, mt->tcn_map, mt->tcn_p_100, mt->tcn_p_200);
+}
+
+static int cmd_eval(int argc, char **argv) {
+    const char *usage =
+        "usage: zsesbir eval --weights W --data DIR --test-classes FILE --mode ret|rn|two-stage [--rerank K]\n"
+        "                    [--fine-grained] [--class-list F] [--batch B] [--threads T]\n"
+        "Zero-shot evaluation on the held-out classes: their sketches query a gallery of\n"
+        "their photos. ret: ret-token distance; rn: RN score of every pair (slow: cost per\n"
+        "pair); two-stage: ret, then the top K (default 100) re-ordered by RN. Prints a\n"
+        "random-ranking baseline first; the last line is\n"
+        "  mAP@all=... P@100=... mAP@200=... P@200=...   (ZSE-SBIR release definitions)\n"
+        "or, with --fine-grained (instance pairs X-k.png <-> X.jpg),  acc@1=... acc@10=...\n";
+    const char *weights = NULL, *data = NULL, *tests = NULL, *mode = "ret", *rerank = NULL, *fg = NULL, *clist = NULL, *batch = NULL,
+               *threads = NULL;
+    opts_t o = {{{0}}, 0};
+    zs_dataset ds;
+    zs_zse m;
+    zs_ctx *ctx = NULL;
+    long R = 100, B = 8;
+    int rc, nq = 0, ng = 0, i, j, use_rn, mode_id;
+    char **qp = NULL, **gp = NULL;
+    int32_t *ql = NULL, *gl = NULL, *gmap = NULL, *pair = NULL;
+    float *qe = NULL, *ge = NULL, *dist = NULL, *cmem = NULL, **qc = NULL, **gc = NULL, *sc = NULL;
+    zs_hit *hits = NULL;
+    size_t cf = 0;
+    zs_metrics mt;
+    double t0 = now();
+    opt(&o, "--weights", &weights); opt(&o, "--data", &data); opt(&o, "--test-classes", &tests); opt(&o, "--mode", &mode);
+    opt(&o, "--rerank", &rerank); flag(&o, "--fine-grained", &fg); opt(&o, "--class-list", &clist); opt(&o, "--batch", &batch);
+    opt(&o, "--threads", &threads);
+    PARSE(argc, argv, &o, usage);
+    if ((rc = need(weights, "--weights", usage)) || (rc = need(data, "--data", usage)) || (rc = need(tests, "--test-classes", usage)) ||
+        (rc = int_opt(rerank, "--rerank", 1, 1000000, &R)) || (rc = int_opt(batch, "--batch", 1, 1024, &B)))
+        return rc;
+    mode_id = !strcmp(mode, "ret") ? 0 : !strcmp(mode, "rn") ? 1 : !strcmp(mode, "two-stage") ? 2 : -1;
+    if (mode_id < 0) { fprintf(stderr, "--mode: ret, rn or two-stage\n\n%s", usage); return 2; }
+    use_rn = mode_id > 0;
+    if (zs_dataset_open(&ds, data, clist) != ZS_OK || zs_dataset_set_unseen(&ds, tests) != ZS_OK) { zs_dataset_free(&ds); return fail(); }
+    if (load_model(weights, &m, 0)) { zs_dataset_free(&ds); return 1; }
+    rc = 1;
+    qp = (char **)malloc(sizeof(char *) * ((size_t)ds.n_sketches + 1));
+    gp = (char **)malloc(sizeof(char *) * ((size_t)ds.n_photos + 1));
+    ql = (int32_t *)malloc(sizeof(int32_t) * ((size_t)ds.n_sketches + 1));
+    gl = (int32_t *)malloc(sizeof(int32_t) * ((size_t)ds.n_photos + 1));
+    gmap = (int32_t *)malloc(sizeof(int32_t) * ((size_t)ds.n_photos + 1));
+    pair = (int32_t *)malloc(sizeof(int32_t) * ((size_t)ds.n_sketches + 1));
+    if (!qp || !gp || !ql || !gl || !gmap || !pair) { fprintf(stderr, "error: out of memory\n"); goto done; }
+    for (i = 0; i < ds.n_photos; i++) {
+        gmap[i] = -1;
+        if (!ds.unseen[ds.photo_label[i]]) continue;
+        gmap[i] = ng;
+        gp[ng] = ds.photo_path[i];
+        gl[ng++] = ds.photo_label[i];
+    }
+    for (i = 0; i < ds.n_sketches; i++) {
+        if (!ds.unseen[ds.sketch_label[i]]) continue;
+        qp[nq] = ds.sketch_path[i];
+        ql[nq] = ds.sketch_label[i];
+        pair[nq++] = ds.sketch_pair[i] >= 0 ? gmap[ds.sketch_pair[i]] : -1;
+    }
+    printf("zero-shot: %d unseen classes, %d query sketches, %d gallery photos, mode %s%s\n", ds.n_unseen, nq, ng, mode,
+           mode_id == 2 ? "" : "");
+    if (!nq || !ng) { fprintf(stderr, "error: no sketches or photos of the unseen classes\n"); goto done; }
+    if (!(ctx = make_ctx(threads))) goto done;
+    zs_set_grad_enabled(ctx, 0);
+    if (use_rn) cf = zs_zse_cache_floats(&m);
+    qe = (float *)malloc(sizeof(float) * (size_t)nq * (size_t)m.cfg.dim);
+    ge = (float *)malloc(sizeof(float) * (size_t)ng * (size_t)m.cfg.dim);
+    dist = (float *)malloc(sizeof(float) * (size_t)nq * (size_t)ng);
+    hits = (zs_hit *)malloc(sizeof(zs_hit) * (size_t)ng);
+    sc = (float *)malloc(sizeof(float) * (size_t)ng);
+    if (!qe || !ge || !dist || !hits || !sc) { fprintf(stderr, "error: out of memory\n"); goto done; }
+    if (use_rn) {
+        size_t total = cf * ((size_t)nq + (size_t)ng);
+        cmem = (float *)malloc(sizeof(float) * total);
+        qc = (float **)malloc(sizeof(float *) * (size_t)nq);
+        gc = (float **)malloc(sizeof(float *) * (size_t)ng);
+        if (!cmem || !qc || !gc) { fprintf(stderr, "error: out of memory for %.0f MB of RN caches\n", 4.0 * (double)total / 1e6); goto done; }
+        for (i = 0; i < nq; i++) qc[i] = cmem + (size_t)i * cf;
+        for (i = 0; i < ng; i++) gc[i] = cmem + ((size_t)nq + (size_t)i) * cf;
+    }
+    if (embed_files(ctx, &m, gp, ng, 0, (int)B, ge, gc, "photos") != ZS_OK) goto done;
+    if (embed_files(ctx, &m, qp, nq, 1, (int)B, qe, qc, "sketches") != ZS_OK) goto done;
+    {
+        prog_t p;
+        prog_start(&p, mode, nq);
+        for (i = 0; i < nq; i++) {
+            float *row = dist + (size_t)i * (size_t)ng;
+            if (mode_id == 1) { /* every pair: distance = -score (SPEC 1.6) */
+                if (zs_zse_score_cached(ctx, &m, qc[i], (const float *const *)gc, ng, sc) != ZS_OK) { prog_end(&p); fail(); goto done; }
+                for (j = 0; j < ng; j++) row[j] = -sc[j];
+            } else {
+                if (zs_zse_search(ctx, &m, qe + (size_t)i * m.cfg.dim, use_rn ? qc[i] : NULL, ge, (const float *const *)gc, ng,
+                                  mode_id == 2 ? (int)R : 0, hits) != ZS_OK) { prog_end(&p); fail(); goto done; }
+                if (mode_id == 0)
+                    for (j = 0; j < ng; j++) row[hits[j].index] = hits[j].ret_dist;
+                else /* two-stage: the final order, as ranks */
+                    for (j = 0; j < ng; j++) row[hits[j].index] = (float)j;
+            }
+            prog_update(&p, i + 1, NULL);
+        }
+        prog_end(&p);
+    }
+    {
+        /* random ranking baseline through the same metric code */
+        float *rnd = (float *)malloc(sizeof(float) * (size_t)nq * (size_t)ng);
+        uint64_t s = 12345;
+        size_t k;
+        if (!rnd) { fprintf(stderr, "error: out of memory\n"); goto done; }
+        for (k = 0; k < (size_t)nq * (size_t)ng; k++) { s = splitmix(s); rnd[k] = (float)(s >> 40); }
+        if (fg) {
+            double a1, a10;
+            if (zs_eval_fine_grained(rnd, nq, ng, pair, &a1, &a10) == ZS_OK) printf("random ranking: acc@1=%.4f acc@10=%.4f\n", a1, a10);
+        } else if (zs_eval_retrieval(rnd, nq, ng, ql, gl, &mt) == ZS_OK) {
+            printf("random ranking: mAP@all=%.4f P@100=%.4f mAP@200=%.4f P@200=%.4f\n", mt.map_all, mt.p_100, mt.map_200, mt.p_200);
+        }
+        free(rnd);
+    }
+    printf("time %.1f s\n", now() - t0);
+    if (fg) {
+        double a1, a10;
+        if (zs_eval_fine_grained(dist, nq, ng, pair, &a1, &a10) != ZS_OK) { fail(); goto done; }
+        printf("acc@1=%.4f acc@10=%.4f\n", a1, a10);
+    } else {
+        if (zs_eval_retrieval(dist, nq, ng, ql, gl, &mt) != ZS_OK) { fail(); goto done; }
+        print_metrics("model", &mt);
+        printf("mAP@all=%.4f P@100=%.4f mAP@200=%.4f P@200=%.4f\n", mt.map_all, mt.p_100, mt.map_200, mt.p_200);
+    }
+    rc = 0;
+done:
+    free(qp); free(gp); free(ql); free(gl); free(gmap); free(pair);
+    free(qe); free(ge); free(dist); free(hits); free(sc); free(cmem); free(qc); free(gc);
+    zs_ctx_free(ctx);
+    zs_zse_free(&m);
+    zs_dataset_free(&ds);
+    return rc;
+}
+
 /* ---- embed ----------------------------------------------------------------- */
 static int cmd_embed(int argc, char **argv) {
     const char *usage =
-        "usage: zsesbir embed --weights W.safetensors --image X.npy [--out e.npy] [--threads T]\n"
-        "Prints (or writes as .npy) the L2-normalised ret-token embedding of one image.\n";
-    const char *weights = NULL, *image = NULL, *out = NULL, *threads = NULL;
-    opt_t o[4];
+        "usage: zsesbir embed --weights W --image X [--as photo|sketch] [--out e.npy] [--threads T]\n"
+        "Prints (or writes as .npy) the L2-normalised ret-token embedding of one image\n"
+        "(an image file, pre-processed as a photo unless --as sketch, or a .npy [3,H,W]).\n";
+    const char *weights = NULL, *image = NULL, *out = NULL, *threads = NULL, *as = "photo";
+    opts_t o = {{{0}}, 0};
     zs_zse m;
     zs_ctx *ctx;
-    zs_tensor *x;
-    float *e;
+    float *e, *x;
     int rc = 1, i;
-    o[0].name = "--weights"; o[0].value = &weights; o[0].is_flag = 0;
-    o[1].name = "--image"; o[1].value = &image; o[1].is_flag = 0;
-    o[2].name = "--out"; o[2].value = &out; o[2].is_flag = 0;
-    o[3].name = "--threads"; o[3].value = &threads; o[3].is_flag = 0;
-    if ((rc = parse_opts(argc, argv, o, 4, usage)) || (rc = need(weights, "--weights", usage)) || (rc = need(image, "--image", usage))) return rc;
-    if (zs_zse_load(&m, weights, 0) != ZS_OK) { fprintf(stderr, "error: %s\n", zs_last_error()); return 1; }
+    opt(&o, "--weights", &weights); opt(&o, "--image", &image); opt(&o, "--out", &out); opt(&o, "--threads", &threads); opt(&o, "--as", &as);
+    PARSE(argc, argv, &o, usage);
+    if ((rc = need(weights, "--weights", usage)) || (rc = need(image, "--image", usage))) return rc;
+    if (strcmp(as, "photo") && strcmp(as, "sketch")) { fprintf(stderr, "--as: photo or sketch\n\n%s", usage); return 2; }
+    if (load_model(weights, &m, 0)) return 1;
     ctx = make_ctx(threads);
     e = (float *)malloc(sizeof(float) * (size_t)m.cfg.dim);
+    x = (float *)malloc(sizeof(float) * 3 * (size_t)m.cfg.img_size * (size_t)m.cfg.img_size);
     rc = 1;
-    if (ctx && e && (x = load_image(ctx, &m, image)) != NULL) {
-        if (zs_zse_embed(ctx, &m, x, e) != ZS_OK) fprintf(stderr, "error: %s\n", zs_last_error());
+    if (ctx && e && x) {
+        zs_set_grad_enabled(ctx, 0);
+        if (prep_input(image, !strcmp(as, "sketch"), m.cfg.img_size, x) != ZS_OK) fprintf(stderr, "error: %s: %s\n", image, zs_last_error());
+        else if (sa_batch(ctx, &m, x, 1, e, NULL) != ZS_OK) fail();
         else if (out) {
             int64_t s[1];
             s[0] = m.cfg.dim;
-            if (zs_npy_write(out, 1, s, e) != ZS_OK) fprintf(stderr, "error: %s\n", zs_last_error());
+            if (zs_npy_write(out, 1, s, e) != ZS_OK) fail();
             else rc = 0;
         } else {
             for (i = 0; i < m.cfg.dim; i++) printf(i + 1 < m.cfg.dim ? "%.7g " : "%.7g\n", (double)e[i]);
@@ -143,6 +1001,7 @@ static int cmd_embed(int argc, char **argv) {
         }
     }
     free(e);
+    free(x);
     zs_ctx_free(ctx);
     zs_zse_free(&m);
     return rc;
@@ -151,34 +1010,37 @@ static int cmd_embed(int argc, char **argv) {
 /* ---- score ----------------------------------------------------------------- */
 static int cmd_score(int argc, char **argv) {
     const char *usage =
-        "usage: zsesbir score --weights W.safetensors --sketch S.npy --photo P.npy [--threads T]\n"
+        "usage: zsesbir score --weights W --sketch S --photo P [--threads T]\n"
         "Prints two lines: the ret-token distance (smaller = closer) and the RN\n"
-        "relation score in (0,1) (larger = same category).\n";
+        "relation score in (0,1) (larger = same category). S and P are image files\n"
+        "(pre-processed as sketch / photo, SPEC 3) or .npy [3,H,W] arrays.\n";
     const char *weights = NULL, *sketch = NULL, *photo = NULL, *threads = NULL;
-    opt_t o[4];
+    opts_t o = {{{0}}, 0};
     zs_zse m;
     zs_ctx *ctx;
+    float *x = NULL;
     int rc;
-    o[0].name = "--weights"; o[0].value = &weights; o[0].is_flag = 0;
-    o[1].name = "--sketch"; o[1].value = &sketch; o[1].is_flag = 0;
-    o[2].name = "--photo"; o[2].value = &photo; o[2].is_flag = 0;
-    o[3].name = "--threads"; o[3].value = &threads; o[3].is_flag = 0;
-    if ((rc = parse_opts(argc, argv, o, 4, usage)) || (rc = need(weights, "--weights", usage)) ||
-        (rc = need(sketch, "--sketch", usage)) || (rc = need(photo, "--photo", usage)))
-        return rc;
-    if (zs_zse_load(&m, weights, 0) != ZS_OK) { fprintf(stderr, "error: %s\n", zs_last_error()); return 1; }
+    opt(&o, "--weights", &weights); opt(&o, "--sketch", &sketch); opt(&o, "--photo", &photo); opt(&o, "--threads", &threads);
+    PARSE(argc, argv, &o, usage);
+    if ((rc = need(weights, "--weights", usage)) || (rc = need(sketch, "--sketch", usage)) || (rc = need(photo, "--photo", usage))) return rc;
+    if (load_model(weights, &m, 0)) return 1;
     ctx = make_ctx(threads);
     rc = 1;
-    if (ctx) {
+    if (ctx && (x = (float *)malloc(sizeof(float) * 6 * (size_t)m.cfg.img_size * (size_t)m.cfg.img_size)) != NULL) {
+        size_t img = 3 * (size_t)m.cfg.img_size * (size_t)m.cfg.img_size;
+        int64_t s4[4];
         zs_tensor *s, *p, *sa_s, *sa_p, *score;
         zs_set_grad_enabled(ctx, 0);
-        s = load_image(ctx, &m, sketch);
-        p = s ? load_image(ctx, &m, photo) : NULL;
-        if (s && p) {
+        s4[0] = 1; s4[1] = 3; s4[2] = m.cfg.img_size; s4[3] = m.cfg.img_size;
+        if (prep_input(sketch, 1, m.cfg.img_size, x) != ZS_OK) fprintf(stderr, "error: %s: %s\n", sketch, zs_last_error());
+        else if (prep_input(photo, 0, m.cfg.img_size, x + img) != ZS_OK) fprintf(stderr, "error: %s: %s\n", photo, zs_last_error());
+        else {
+            s = zs_from_data(ctx, x, 4, s4);
+            p = zs_from_data(ctx, x + img, 4, s4);
             sa_s = zs_zse_sa(ctx, &m, s);
             sa_p = zs_zse_sa(ctx, &m, p);
             score = zs_zse_relation(ctx, &m, sa_s, sa_p, NULL);
-            if (!score) fprintf(stderr, "error: %s\n", zs_last_error());
+            if (!score) fail();
             else {
                 /* ret distance: Euclidean distance of the L2-normalised token 0 (SPEC 1.6) */
                 const float *a = (const float *)sa_s->data, *b = (const float *)sa_p->data;
@@ -193,6 +1055,7 @@ static int cmd_score(int argc, char **argv) {
             }
         }
     }
+    free(x);
     zs_ctx_free(ctx);
     zs_zse_free(&m);
     return rc;
@@ -203,13 +1066,46 @@ int main(int argc, char **argv) {
         "usage: zsesbir <command> [options]   (zsesbir <command> --help for details)\n"
         "commands:\n"
         "  init    write randomly initialised ZSE-SBIR weights\n"
+        "  train   train on the seen classes of a sketch/photo dataset\n"
+        "  index   embed a photo collection into an index file\n"
+        "  search  rank an index's photos for a sketch (optional RN rerank, contact sheet)\n"
+        "  eval    zero-shot evaluation on held-out classes (mAP, P@K or acc@K)\n"
         "  embed   ret-token embedding of an image\n"
-        "  score   ret distance and RN score of a sketch-photo pair\n";
+        "  score   ret distance and RN score of a sketch-photo pair\n"
+        "  version version and build features\n";
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         printf("%s", usage);
         return argc < 2 ? 2 : 0;
     }
+    if (!strcmp(argv[1], "version")) {
+        printf("zsesbir %d.%d (stb_image: %s, threads: %s, simd: %s)\n", ZSESBIR_VERSION_MAJOR, ZSESBIR_VERSION_MINOR,
+#ifdef ZSESBIR_STB_IMAGE
+               "yes",
+#else
+               "no",
+#endif
+#ifdef ZSESBIR_NO_THREADS
+               "no",
+#else
+               "yes",
+#endif
+#if defined(ZSESBIR_NO_SIMD)
+               "off"
+#elif defined(__AVX2__) && defined(__FMA__)
+               "avx2+fma"
+#elif defined(__ARM_NEON)
+               "neon"
+#else
+               "scalar"
+#endif
+        );
+        return 0;
+    }
     if (!strcmp(argv[1], "init")) return cmd_init(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "train")) return cmd_train(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "index")) return cmd_index(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "search")) return cmd_search(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(argv[1], "embed")) return cmd_embed(argc - 2, argv + 2);
     if (!strcmp(argv[1], "score")) return cmd_score(argc - 2, argv + 2);
     fprintf(stderr, "unknown command '%s'\n\n%s", argv[1], usage);

@@ -1,0 +1,198 @@
+/* The zsesbir command-line program end to end (examples/zsesbir.c, built as
+   ./zsesbir by `make`): a small dataset is written as PPM files under build/,
+   then train -> eval (ret, rn, two-stage, fine-grained) -> index -> search
+   (with a contact sheet) run as child processes, and their exit codes and
+   outputs are checked; then usage errors (exit 2) and bad files (exit 1 with a
+   message, never a crash). Skipped when ./zsesbir has not been built. */
+#define _POSIX_C_SOURCE 200809L
+#define ZSESBIR_IMPLEMENTATION
+#include "../zsesbir.h"
+#include "zt.h"
+
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#define ROOT "build/cli_data"
+static const char *cls[5] = {"box", "disc", "bar", "ring", "plus"};
+
+/* runs a shell command, captures stdout+stderr into out, returns the exit code */
+static int run(const char *cmd, char *out, size_t cap) {
+    char full[4096];
+    FILE *p;
+    size_t n = 0;
+    int st;
+    const char *cli = getenv("ZSESBIR_CLI"); /* e.g. an ASan build of the CLI */
+    if (cli && !strncmp(cmd, "./zsesbir", 9)) snprintf(full, sizeof full, "%s%s 2>&1", cli, cmd + 9);
+    else snprintf(full, sizeof full, "%s 2>&1", cmd);
+    p = popen(full, "r");
+    if (!p) return -1;
+    while (n + 1 < cap) {
+        size_t r = fread(out + n, 1, cap - 1 - n, p);
+        if (!r) break;
+        n += r;
+    }
+    out[n] = 0;
+    { char sink[256]; while (fread(sink, 1, sizeof sink, p)) {} }
+    st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+static int have_cli(void) {
+    struct stat st;
+    const char *cli = getenv("ZSESBIR_CLI");
+    return stat(cli ? cli : "./zsesbir", &st) == 0;
+}
+
+/* class c drawn as a dark shape (sketch) or a coloured one on grey (photo) */
+static int write_item(const char *path, int c, int i, int sketch) {
+    zs_image im;
+    int x, y, r;
+    if (zs_image_alloc(&im, 48, 48)) return -1;
+    for (y = 0; y < 48; y++)
+        for (x = 0; x < 48; x++) {
+            int dx = x - 24 - (i % 3), dy = y - 24 + (i % 2), in;
+            switch (c) {
+            case 0: in = abs(dx) < 14 && abs(dy) < 14; break;
+            case 1: in = dx * dx + dy * dy < 196; break;
+            case 2: in = abs(dx) < 18 && abs(dy) < 5; break;
+            case 3: in = dx * dx + dy * dy < 256 && dx * dx + dy * dy > 81; break;
+            default: in = (abs(dx) < 4 && abs(dy) < 16) || (abs(dy) < 4 && abs(dx) < 16); break;
+            }
+            im.rgb[(y * 48 + x) * 3 + 0] = (unsigned char)(in ? (sketch ? 0 : 40 * c + 30) : (sketch ? 255 : 128 + 10 * i));
+            im.rgb[(y * 48 + x) * 3 + 1] = (unsigned char)(in ? (sketch ? 0 : 200 - 30 * c) : (sketch ? 255 : 128));
+            im.rgb[(y * 48 + x) * 3 + 2] = (unsigned char)(in ? (sketch ? 0 : 90) : (sketch ? 255 : 140));
+        }
+    r = zs_image_save_ppm(path, &im);
+    zs_image_free(&im);
+    return r;
+}
+
+static int make_data(void) {
+    char p[512];
+    int c, i;
+    FILE *f;
+    mkdir("build", 0755);
+    mkdir(ROOT, 0755);
+    mkdir(ROOT "/photo", 0755);
+    mkdir(ROOT "/sketch", 0755);
+    for (c = 0; c < 5; c++) {
+        snprintf(p, sizeof p, ROOT "/photo/%s", cls[c]);
+        mkdir(p, 0755);
+        snprintf(p, sizeof p, ROOT "/sketch/%s", cls[c]);
+        mkdir(p, 0755);
+        for (i = 0; i < 4; i++) {
+            snprintf(p, sizeof p, ROOT "/photo/%s/%s%d.ppm", cls[c], cls[c], i);
+            if (write_item(p, c, i, 0)) return -1;
+            snprintf(p, sizeof p, ROOT "/sketch/%s/%s%d-1.ppm", cls[c], cls[c], i);
+            if (write_item(p, c, i + 1, 1)) return -1;
+        }
+    }
+    f = fopen(ROOT "/test.txt", "w");
+    if (!f) return -1;
+    fprintf(f, "ring\nplus\n");
+    return fclose(f);
+}
+
+static char out[1500];
+
+static const char *last_line(const char *s) {
+    const char *e = s + strlen(s), *b;
+    while (e > s && e[-1] == '\n') e--;
+    for (b = e; b > s && b[-1] != '\n'; b--) {}
+    return b;
+}
+
+static void test_cli_pipeline(void) {
+    int rc;
+    double map, p100, map200, p200, a1, a10;
+    FILE *f;
+    if (!have_cli()) ZT_SKIP("./zsesbir not built (run make)");
+    ZT_REQUIRE(make_data() == 0, "cannot write the test data: %s", zs_last_error());
+    rc = run("./zsesbir train --data " ROOT " --test-classes " ROOT "/test.txt --config tiny --steps 6 --batch 2 --save-every 4"
+             " --log-every 3 --out " ROOT "/w.safetensors --seed 3", out, sizeof out);
+    ZT_REQUIRE(rc == 0, "train exit %d:\n%s", rc, out);
+    ZT_CHECK(strstr(out, "5 classes (3 seen for training, 2 held out)") && strstr(out, "step 6/6"), "train output:\n%s", out);
+    /* resume continues from the saved step */
+    rc = run("./zsesbir train --data " ROOT " --test-classes " ROOT "/test.txt --steps 8 --batch 2 --log-every 1 --resume " ROOT
+             "/w.safetensors --out " ROOT "/w2.safetensors --seed 3", out, sizeof out);
+    ZT_REQUIRE(rc == 0, "resume exit %d:\n%s", rc, out);
+    ZT_CHECK(strstr(out, "at step 6") && strstr(out, "step 7/8") && !strstr(out, "step 6/8"), "resume output:\n%s", out);
+    rc = run("./zsesbir eval --weights " ROOT "/w.safetensors --data " ROOT " --test-classes " ROOT "/test.txt --mode ret", out, sizeof out);
+    ZT_REQUIRE(rc == 0, "eval exit %d:\n%s", rc, out);
+    ZT_CHECK(strstr(out, "8 query sketches, 8 gallery photos") && strstr(out, "random ranking: mAP@all="), "eval output:\n%s", out);
+    ZT_CHECK(sscanf(last_line(out), "mAP@all=%lf P@100=%lf mAP@200=%lf P@200=%lf", &map, &p100, &map200, &p200) == 4 && map > 0 && map <= 1,
+             "last line: %s", last_line(out));
+    rc = run("./zsesbir eval --weights " ROOT "/w.safetensors --data " ROOT " --test-classes " ROOT "/test.txt --mode rn", out, sizeof out);
+    ZT_CHECK(rc == 0 && sscanf(last_line(out), "mAP@all=%lf", &map) == 1, "eval rn exit %d:\n%s", rc, out);
+    rc = run("./zsesbir eval --weights " ROOT "/w.safetensors --data " ROOT " --test-classes " ROOT "/test.txt --mode two-stage --rerank 3",
+             out, sizeof out);
+    ZT_CHECK(rc == 0 && sscanf(last_line(out), "mAP@all=%lf", &map) == 1, "eval two-stage exit %d:\n%s", rc, out);
+    rc = run("./zsesbir eval --weights " ROOT "/w.safetensors --data " ROOT " --test-classes " ROOT "/test.txt --fine-grained", out, sizeof out);
+    ZT_CHECK(rc == 0 && sscanf(last_line(out), "acc@1=%lf acc@10=%lf", &a1, &a10) == 2 && a10 == 1.0,
+             "fine-grained (8 photos: acc@10 must be 1) exit %d:\n%s", rc, out);
+    rc = run("./zsesbir index --weights " ROOT "/w.safetensors --photos " ROOT "/photo --out " ROOT "/g.zsi", out, sizeof out);
+    ZT_REQUIRE(rc == 0 && strstr(out, "indexed 20 photos (5 classes)"), "index exit %d:\n%s", rc, out);
+    rc = run("./zsesbir search --weights " ROOT "/w.safetensors --index " ROOT "/g.zsi --sketch " ROOT "/sketch/ring/ring0-1.ppm"
+             " --topk 5 --rerank 8 --png " ROOT "/sheet.ppm", out, sizeof out);
+    ZT_REQUIRE(rc == 0, "search exit %d:\n%s", rc, out);
+    ZT_CHECK(strstr(out, "rank") && strstr(out, "query class ring:") && strstr(out, "wrote " ROOT "/sheet.ppm"), "search output:\n%s", out);
+    f = fopen(ROOT "/sheet.ppm", "rb");
+    ZT_CHECK(f != NULL, "no contact sheet");
+    if (f) {
+        zs_image im;
+        fclose(f);
+        ZT_CHECK(zs_image_load(ROOT "/sheet.ppm", &im) == ZS_OK && im.w > im.h, "sheet unreadable: %s", zs_last_error());
+        zs_image_free(&im);
+    }
+    /* the index refuses other weights */
+    rc = run("./zsesbir search --weights " ROOT "/w2.safetensors --index " ROOT "/g.zsi --sketch " ROOT "/sketch/ring/ring0-1.ppm", out, sizeof out);
+    ZT_CHECK(rc == 1 && strstr(out, "other weights"), "stale index: exit %d:\n%s", rc, out);
+    /* embed and score take image files */
+    rc = run("./zsesbir score --weights " ROOT "/w.safetensors --sketch " ROOT "/sketch/box/box0-1.ppm --photo " ROOT "/photo/box/box0.ppm",
+             out, sizeof out);
+    ZT_CHECK(rc == 0 && strstr(out, "ret_distance ") && strstr(out, "rn_score "), "score exit %d:\n%s", rc, out);
+    rc = run("./zsesbir embed --weights " ROOT "/w.safetensors --image " ROOT "/sketch/box/box0-1.ppm --as sketch", out, sizeof out);
+    ZT_CHECK(rc == 0 && strlen(out) > 32 * 2, "embed exit %d:\n%s", rc, out);
+}
+
+static void test_cli_errors(void) {
+    int rc;
+    FILE *f;
+    if (!have_cli()) ZT_SKIP("./zsesbir not built (run make)");
+    rc = run("./zsesbir", out, sizeof out);
+    ZT_CHECK(rc == 2, "no command: %d", rc);
+    rc = run("./zsesbir frobnicate", out, sizeof out);
+    ZT_CHECK(rc == 2 && strstr(out, "unknown command"), "unknown command: %d %s", rc, out);
+    rc = run("./zsesbir train --help", out, sizeof out);
+    ZT_CHECK(rc == 0 && strstr(out, "usage: zsesbir train"), "help: %d %s", rc, out);
+    rc = run("./zsesbir train --data x", out, sizeof out);
+    ZT_CHECK(rc == 2 && strstr(out, "missing --test-classes"), "missing option: %d %s", rc, out);
+    rc = run("./zsesbir search --weights a --index b --sketch c --topk zero", out, sizeof out);
+    ZT_CHECK(rc == 2 && strstr(out, "--topk"), "bad number: %d %s", rc, out);
+    rc = run("./zsesbir eval --weights a --data b --test-classes c --mode fast", out, sizeof out);
+    ZT_CHECK(rc == 2 && strstr(out, "--mode"), "bad mode: %d %s", rc, out);
+    /* bad files: exit 1 with a message */
+    f = fopen(ROOT "/junk.safetensors", "wb");
+    ZT_REQUIRE(f, "write junk");
+    fputs("this is not a weights file", f);
+    fclose(f);
+    rc = run("./zsesbir embed --weights " ROOT "/junk.safetensors --image x.png", out, sizeof out);
+    ZT_CHECK(rc == 1 && strstr(out, "error:"), "junk weights: %d %s", rc, out);
+    rc = run("./zsesbir search --weights " ROOT "/w.safetensors --index " ROOT "/junk.safetensors --sketch x.png", out, sizeof out);
+    ZT_CHECK(rc == 1 && strstr(out, "zs_index_load"), "junk index: %d %s", rc, out);
+    rc = run("./zsesbir score --weights " ROOT "/w.safetensors --sketch " ROOT "/junk.safetensors --photo " ROOT "/photo/box/box0.ppm", out,
+             sizeof out);
+    ZT_CHECK(rc == 1 && strstr(out, "error:"), "junk image: %d %s", rc, out);
+    rc = run("./zsesbir eval --weights " ROOT "/w.safetensors --data build/no_such_dir --test-classes " ROOT "/test.txt", out, sizeof out);
+    ZT_CHECK(rc == 1 && strstr(out, "error:"), "missing data dir: %d %s", rc, out);
+    rc = run("./zsesbir index --weights " ROOT "/w.safetensors --photos " ROOT "/sketch/box --out /nonexistent_dir/x.zsi", out, sizeof out);
+    ZT_CHECK(rc == 1 && strstr(out, "cannot create"), "unwritable index: %d %s", rc, out);
+}
+
+int main(int argc, char **argv) {
+    zt_select(argc, argv);
+    ZT_RUN(test_cli_pipeline);
+    ZT_RUN(test_cli_errors);
+    return zt_finish();
+}
