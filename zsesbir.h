@@ -63,8 +63,11 @@
         [api:autodiff]   backward
         [api:optim]      SGD, Adam, AdamW
         [api:io]         safetensors and .npy files
+        [api:pth]        PyTorch checkpoints (torch.save zip) read as safetensors
         [api:zse]        ZSE-SBIR model: config, weights, forward, training,
                          retrieval (embed, cached RN scoring, two-stage search)
+        [api:tcn]        TCN model (SPEC 2): torchvision ResNets, coupled
+                         encoders, hash/KD heads, losses, training step
         [api:data]       retrieval metrics (SPEC 4), list files, datasets, sampler
         [api:image]      images (PPM/PGM; PNG/JPEG/BMP with ZSESBIR_STB_IMAGE),
                          PIL/OpenCV-exact resizing, pre-processing (SPEC 3)
@@ -90,7 +93,9 @@
         [impl:loss]      distances and losses
         [impl:optim]     optimisers
         [impl:io]        safetensors (JSON header parser) and .npy
+        [impl:pth]       zip reader, restricted unpickler, safetensors image
         [impl:zse]       ZSE-SBIR model
+        [impl:tcn]       TCN model
         [impl:data]      metrics, list files, datasets, sampler
         [impl:image]     image files, resizing, pre-processing
         [impl:quickdraw] ndjson reader, stroke rasteriser
@@ -528,6 +533,88 @@ ZSDEF void zs_npy_free(float *data);
 ZSDEF int zs_npy_write(const char *path, int ndim, const int64_t *shape, const float *data);
 
 /* ==================================================================== */
+/* [api:pth] PyTorch checkpoints (torch.save zip format)                */
+/* ==================================================================== */
+/* Reads the files torch.save writes since PyTorch 1.6 (a zip archive with
+   <archive>/data.pkl, <archive>/data/<key> per storage, <archive>/version and
+   in newer releases <archive>/byteorder) WITHOUT running Python's pickle:
+   data.pkl is interpreted by a small restricted unpickler that can only build
+   dicts, OrderedDicts, lists, tuples, numbers, strings, None, numpy scalars
+   and tensors (torch._utils._rebuild_tensor_v2 / _rebuild_parameter over
+   persistent-id storages). Any other global (os.system, builtins.eval, model
+   classes, ...) is refused with ZS_ERR_FORMAT and the error names it.
+
+   The result is converted in memory into a safetensors image and opened as a
+   zs_safetensors handle, so everything that reads through zs_safetensors
+   works unchanged. Names:
+     - nested dicts, lists and tuples are flattened with '.' ("enc.layers.0");
+       a leading "module." (DataParallel) is stripped from every dict key;
+     - {'model' (or 'state_dict'): sd, 'epoch': ..., 'map_all': ...}
+       (ZSE-SBIR, SPEC 6): tensors keep their state-dict names;
+     - {'sketch_state_dict', 'image_state_dict', 'fc_state_dict'} (TCN):
+       names prefixed "sketch.", "image.", "fc.";
+     - scalars (int, float, str, bool, None, numpy scalars) become __metadata__
+       entries ("epoch" = "12", "map_all" = "0.5"; floats as Python's repr).
+       With one of the two wrappers, other top-level containers (optimizer
+       state, ...) are skipped and listed in metadata "pth.skipped".
+   dtypes are kept (F32, F16, BF16, I64, I32, I16, I8, U8, BOOL) except F64,
+   which becomes F32. Non-contiguous tensors are made contiguous; views that
+   share one storage each get their own copy.
+
+   Files are untrusted: every zip size and offset is checked against the real
+   file size (ZIP64 included), the central directory against the local
+   headers, storages against their declared sizes, tensor extents against
+   their storage, and the unpickler has limits (below) against memory and
+   recursion bombs; the converted tensors may not exceed 4x the file size
+   (repeated or stride-0 views). Only data.pkl (and the zip directory, at
+   most 64 MiB) is read whole; tensor data goes from the file straight into
+   the image, which the handle then holds in memory (peak: the image plus
+   one storage span while a non-contiguous tensor is gathered). Deflated
+   entries (torch never writes them; a re-zipped file may have them) fail
+   with ZS_ERR_UNSUPPORTED, as do pre-1.6 legacy files and big-endian
+   archives. Checkpoints that pickle other Python objects (argparse
+   Namespace, torch.device, numpy arrays, whole nn.Modules) are refused. */
+
+
+/* Limits of the unpickler (override before including the implementation). */
+#ifndef ZS_PTH_MAX_PICKLE
+#define ZS_PTH_MAX_PICKLE (256u << 20) /* bytes of data.pkl */
+#endif
+#ifndef ZS_PTH_MAX_OBJECTS
+#define ZS_PTH_MAX_OBJECTS (1 << 21)   /* values + container items built */
+#endif
+#ifndef ZS_PTH_MAX_TENSORS
+#define ZS_PTH_MAX_TENSORS (1 << 18)
+#endif
+#ifndef ZS_PTH_MAX_STACK
+#define ZS_PTH_MAX_STACK (1 << 20)     /* unpickler stack entries */
+#endif
+#ifndef ZS_PTH_MAX_MARKS
+#define ZS_PTH_MAX_MARKS 256           /* nested MARKs */
+#endif
+#ifndef ZS_PTH_MAX_MEMO
+#define ZS_PTH_MAX_MEMO (1 << 21)      /* memo keys */
+#endif
+#ifndef ZS_PTH_MAX_STRING
+#define ZS_PTH_MAX_STRING (16u << 20)  /* bytes of one string */
+#endif
+#ifndef ZS_PTH_MAX_DEPTH
+#define ZS_PTH_MAX_DEPTH 64            /* container nesting when flattening */
+#endif
+
+/* Open a torch.save checkpoint as safetensors. NULL + zs_last_error(). */
+ZSDEF zs_safetensors *zs_pth_open(const char *path);
+/* Same over a whole file in caller memory (not needed after the call). */
+ZSDEF zs_safetensors *zs_pth_open_memory(const void *buf, size_t n);
+/* 1 if the file starts with a zip signature (torch.save >= 1.6), 0 if not,
+   < 0 (ZS_ERR_IO) if it cannot be read. */
+ZSDEF int zs_is_pth_file(const char *path);
+/* .pth (zip, or legacy for its error message) or safetensors, by content. */
+ZSDEF zs_safetensors *zs_weights_open(const char *path);
+/* Convert a checkpoint into a safetensors file (the image zs_pth_open reads). */
+ZSDEF int zs_pth_convert(const char *pth_path, const char *safetensors_path);
+
+/* ==================================================================== */
 /* [api:zse] ZSE-SBIR model (SPEC section 1)                            */
 /* ==================================================================== */
 
@@ -627,8 +714,10 @@ ZSDEF int zs_zse_cache(zs_ctx *ctx, zs_zse *m, const float *sa_tokens /*[T,d]*/,
    (up to float rounding) to zs_zse_relation on the SA outputs. */
 ZSDEF int zs_zse_score_cached(zs_ctx *ctx, zs_zse *m, const float *sketch_cache,
                               const float *const *photo_caches, int n, float *scores);
-/* Weights. Load a safetensors file whose tensors carry the released
-   state-dict names (SPEC 6), optionally under a "module." prefix;
+/* Weights. Load a safetensors file, or a torch.save checkpoint such as the
+   released {'model': state_dict, 'epoch', ...} (via zs_weights_open), whose
+   tensors carry the released state-dict names (SPEC 6), optionally under a
+   "module." prefix;
    the unused ca.encoder.layers.* copy is ignored. The config comes from the
    file's "zsesbir.config" metadata when present, otherwise it is inferred
    from tensor shapes (heads: dim/64 for SA, 8 for CA). Strict: every missing,
@@ -650,6 +739,183 @@ typedef struct zs_hit { int index; float ret_dist; float rn_score; } zs_hit;
 ZSDEF int zs_zse_search(zs_ctx *ctx, zs_zse *m, const float *sketch_emb, const float *sketch_cache,
                         const float *gallery_emb, const float *const *gallery_caches, int n, int rerank_k,
                         zs_hit *hits);
+
+/* ==================================================================== */
+/* [api:tcn] ResNet backbones and the TCN model (SPEC section 2)        */
+/* ==================================================================== */
+/* ResNet (torchvision layout and parameter names) built on the engine ops
+   (zs_conv2d, zs_batch_norm, zs_max_pool2d, zs_avg_pool_global, zs_linear),
+   and TCN (Wang et al.): two coupled ResNet encoders (sketch, photo) with
+   their own conv weights and batch norms, a shared hashing head, a
+   classifier, a distillation head and the released losses.
+
+   Names follow torchvision and the released TCN code:
+     conv1.weight  bn1.{weight,bias,running_mean,running_var}
+     layer{1..4}.{i}.conv{1,2[,3]}.weight  layer{s}.{i}.bn{1,2[,3]}.*
+     layer{s}.{i}.downsample.0.weight  layer{s}.{i}.downsample.1.*   fc.{weight,bias}
+   In a TCN store every encoder tensor carries "sketch." or "image.", the
+   heads "fc." (fc.fc_hash.0, fc.fc_hash.1 (BatchNorm1d) or fc.bn (MSSBN),
+   fc.fc_cls, fc.fc_kd) and the semantic projection "sbh.fc" (Linear
+   300 -> D of the release's SemanticBatchHard; not part of the released
+   checkpoint's fc_state_dict). Loaders drop "module." components (the
+   DataParallel wrapper) anywhere in a name and ignore num_batches_tracked*
+   (PyTorch uses it only when momentum is None, never here).
+
+   Batch norm: torchvision momentum 0.1, eps 1e-5; training mode (ctx) uses
+   batch statistics and updates the running ones in place, eval mode the
+   running ones. Running statistics are parameters flagged ZS_FLAG_FROZEN:
+   optimisers skip them.
+
+   Memory: without a tape (inference, or a frozen teacher) each residual
+   block's intermediates are released as soon as its output is copied out,
+   so the arena holds only block outputs. */
+
+
+#define ZS_RESNET_BN_MOMENTUM 0.1f
+#define ZS_RESNET_BN_EPS 1e-5f
+#define ZS_RESNET_MAX_BLOCKS 64 /* per stage */
+
+typedef struct zs_resnet_config {
+    int bottleneck;    /* 1: Bottleneck (1x1, 3x3 with the stride, 1x1; expansion 4);
+                          0: BasicBlock (3x3 with the stride, 3x3; expansion 1) */
+    int layers[4];     /* blocks per stage: ResNet-50 {3,4,6,3} */
+    int stem;          /* conv1 output channels (64) */
+    int planes[4];     /* stage widths (64,128,256,512); stage output planes*expansion */
+    int num_classes;   /* fc outputs (1000); 0 = no fc (a TCN encoder) */
+} zs_resnet_config;
+
+typedef struct zs_resnet_bn { zs_tensor *w, *b, *mean, *var; } zs_resnet_bn;
+
+typedef struct zs_resnet_block {
+    zs_tensor *conv[3];      /* conv1..conv3 weights (conv[2] NULL for BasicBlock) */
+    zs_resnet_bn bn[3];
+    zs_tensor *down;         /* downsample.0.weight [out,in,1,1] or NULL */
+    zs_resnet_bn down_bn;    /* downsample.1 */
+    int stride;
+} zs_resnet_block;
+
+typedef struct zs_resnet {
+    zs_resnet_config cfg;
+    zs_params params;        /* owned by a standalone net; empty for TCN encoders
+                                (their tensors live in the zs_tcn store) */
+    zs_tensor *conv1;
+    zs_resnet_bn bn1;
+    zs_resnet_block *blocks; /* stage-major, n_blocks = sum(layers) */
+    int n_blocks;
+    zs_tensor *fc_w, *fc_b;  /* NULL without fc */
+    int checkpoint;          /* training: recompute each residual block in backward
+                                (zs_checkpoint) to keep only block outputs; costs one
+                                more forward; running statistics still move once */
+} zs_resnet;
+
+/* "resnet18", "resnet34", "resnet50" (torchvision, 1000 classes) or "tiny"
+   (Bottleneck, stem 8, planes 4,4,8,8, layers 1,2,1,1, 10 classes: tests). */
+ZSDEF int zs_resnet_config_named(zs_resnet_config *c, const char *name);
+ZSDEF int zs_resnet_config_check(const zs_resnet_config *c);
+/* Pooled feature width: planes[3] * expansion (2048 for ResNet-50). */
+ZSDEF int zs_resnet_feature_dim(const zs_resnet_config *c);
+/* Standalone net (e.g. the frozen KD teacher) with torchvision's random
+   initialisation from seed (Kaiming-normal fan_out convs, BN 1/0, fc
+   uniform +-1/sqrt(in)). with_grad 0: data only (inference). */
+ZSDEF int zs_resnet_init(zs_resnet *r, const zs_resnet_config *c, int with_grad, uint64_t seed);
+ZSDEF void zs_resnet_free(zs_resnet *r);
+/* Loads torchvision-named tensors found under `prefix` ("" or e.g.
+   "sketch.") of a safetensors file; the config is inferred from shapes
+   (fc present iff prefix+"fc.weight" is). Strict: missing, mis-shaped and
+   unexpected tensors under the prefix are all reported. */
+ZSDEF int zs_resnet_load(zs_resnet *r, const char *path, const char *prefix, int with_grad);
+/* All tensors as F32 with torchvision names (no num_batches_tracked). */
+ZSDEF int zs_resnet_save(const zs_resnet *r, const char *path);
+/* images [B,3,H,W] -> pooled features [B,F]. */
+ZSDEF zs_tensor *zs_resnet_features(zs_ctx *ctx, zs_resnet *r, zs_tensor *images);
+/* images -> fc logits [B,num_classes] (features when num_classes == 0). */
+ZSDEF zs_tensor *zs_resnet_forward(zs_ctx *ctx, zs_resnet *r, zs_tensor *images);
+
+/* -- TCN -- */
+typedef struct zs_tcn_config {
+    zs_resnet_config backbone; /* both encoders (num_classes ignored: no fc); ResNet-50 */
+    int dim;                   /* D, embedding width (64; 512 also used) */
+    int n_classes;             /* classifier outputs = training classes (Sketchy zeroshot1: 100) */
+    int kd_classes;            /* distillation head outputs = teacher classes (1000) */
+    int wv_dim;                /* word-vector width (300) */
+    int mssbn;                 /* 0: fc_hash = Linear + BatchNorm1d (Sketchy);
+                                  1: Linear + MSSBN + dropout (TU-Berlin, QuickDraw) */
+    float dropout;             /* MSSBN mode only; < 0: release rule (0.5 if log2 D <= 6, else 0.7) */
+    int mssbn_eval_own_stats;  /* 0 (release quirk): in eval mode photos are normalised
+                                  with the SKETCH running statistics, as the released test
+                                  code does (it embeds both modalities through the sketch
+                                  output of fc_model(feature, feature)); 1: own statistics */
+    float w_cls, w_kd, w_share, w_sbh; /* loss weights 1, 1, 1000, 1 */
+} zs_tcn_config;
+
+typedef struct zs_tcn {
+    zs_tcn_config cfg;
+    zs_params params;          /* sketch.*, image.*, fc.*, sbh.* (released names) */
+    zs_resnet enc[2];          /* [0] sketch, [1] photo encoder (tensors in params) */
+    zs_tensor *hash_w, *hash_b;            /* fc.fc_hash.0 [D,F], [D] */
+    zs_tensor *bn_w, *bn_b;                /* fc.fc_hash.1 or fc.bn affine [D] */
+    zs_tensor *bn_mean[2], *bn_var[2];     /* running stats [sketch, photo]; equal pointers
+                                              in BatchNorm1d mode (one shared set) */
+    zs_tensor *cls_w, *cls_b;              /* fc.fc_cls [n_classes,D] */
+    zs_tensor *kd_w, *kd_b;                /* fc.fc_kd [kd_classes,D] */
+    zs_tensor *sbh_w, *sbh_b;              /* sbh.fc [D,wv_dim] */
+    zs_resnet *teacher;        /* frozen ImageNet net for the KD term (not owned; fc with
+                                  kd_classes outputs); NULL: no KD term (w_kd must be 0) */
+} zs_tcn;
+
+/* One batch of B pairs: sketch i and photo i share class labels[i]. */
+typedef struct zs_tcn_batch {
+    zs_tensor *sketch, *photo; /* [B,3,H,W], ImageNet-normalised (SPEC 2.2) */
+    const int32_t *labels;     /* [B] in [0, n_classes) */
+    const float *wordvec;      /* [B, wv_dim] word vector of each pair's class */
+    const float *alpha;        /* [2B] interpolation weights a of the semantic metric
+                                  (sketches then photos), or NULL: U(0,1) from the ctx RNG */
+} zs_tcn_batch;
+
+typedef struct zs_tcn_losses { float cls_sketch, cls_photo, kd, sbh, share, total; } zs_tcn_losses;
+
+/* Released defaults: ResNet-50, D 64, 100 classes, 1000 KD classes, 300-d
+   word vectors, BatchNorm1d head, weights 1/1/1000/1. */
+ZSDEF zs_tcn_config zs_tcn_config_default(void);
+/* Tiny test config: "tiny" backbone (F 32), D 16, 5 classes, 10 KD classes, wv 12. */
+ZSDEF zs_tcn_config zs_tcn_config_tiny(void);
+ZSDEF int zs_tcn_config_check(const zs_tcn_config *c);
+/* Random init (torchvision / nn.Linear defaults); both encoders start from
+   the same weights (SPEC 2.1). */
+ZSDEF int zs_tcn_init(zs_tcn *m, const zs_tcn_config *c, int with_grad, uint64_t seed);
+ZSDEF void zs_tcn_free(zs_tcn *m);
+/* ImageNet init: torchvision-named tensors under prefix ("" usually) into
+   BOTH encoders (weights and running statistics; fc.* ignored). */
+ZSDEF int zs_tcn_load_backbone(zs_tcn *m, const char *path, const char *prefix);
+/* Whole model in the TCN checkpoint layout (sketch./image./fc./sbh. names,
+   "module." components dropped); config inferred from shapes (dropout and
+   loss weights default). sbh.* is optional (absent from released files). */
+ZSDEF int zs_tcn_load(zs_tcn *m, const char *path, int with_grad);
+ZSDEF int zs_tcn_save(const zs_tcn *m, const char *path);
+/* Copies head weights (e.g. the SVD initialisation of SPEC 2.1, computed
+   elsewhere): hash_w [D,F], kd_w [kd_classes,D], kd_b [kd_classes]; any NULL is skipped. */
+ZSDEF int zs_tcn_set_heads(zs_tcn *m, const float *hash_w, const float *kd_w, const float *kd_b);
+
+/* Encoder + shared head: images [B,3,H,W] -> embedding [B,D] (before L2
+   normalisation). Training/eval behaviour follows the ctx mode. */
+ZSDEF zs_tensor *zs_tcn_encode(zs_ctx *ctx, zs_tcn *m, zs_tensor *images, int is_sketch);
+/* Retrieval embedding (SPEC 2.3): eval mode, no tape, L2-normalised -> out [B,D]. */
+ZSDEF int zs_tcn_embed(zs_ctx *ctx, zs_tcn *m, zs_tensor *images, int is_sketch, float *out);
+/* Soft weight sharing: sum over paired conv weights ||W_sk - W_ph||_F (scalar). */
+ZSDEF zs_tensor *zs_tcn_share_loss(zs_ctx *ctx, zs_tcn *m);
+/* Semantic batch-hard of SPEC 2.2 on N = 2B embeddings x [N,D] with labels
+   [N], word vectors wv [N,wv_dim] and alpha [N] (NULL: drawn U(0,1)) -> scalar. */
+ZSDEF zs_tensor *zs_tcn_semantic_loss(zs_ctx *ctx, zs_tcn *m, zs_tensor *x, const int32_t *labels,
+                                      const float *wv, const float *alpha);
+/* Total training loss of SPEC 2.2 (terms in *out when not NULL). */
+ZSDEF zs_tensor *zs_tcn_loss(zs_ctx *ctx, zs_tcn *m, const zs_tcn_batch *b, zs_tcn_losses *out);
+/* Adam of the release (lr, weight decay 5e-4) over every trainable tensor. */
+ZSDEF zs_optim *zs_tcn_optim_create(zs_tcn *m, float lr);
+/* lr at epoch e: lr0 * 0.001^(e / (2 epochs)). */
+ZSDEF float zs_tcn_lr(float lr0, int epoch, int epochs);
+/* zero grads, training-mode loss, backward, optimiser step; the tape and
+   every tensor made here are released before returning. */
+ZSDEF int zs_tcn_train_step(zs_ctx *ctx, zs_tcn *m, zs_optim *opt, const zs_tcn_batch *b, zs_tcn_losses *out);
 
 /* ==================================================================== */
 /* [api:data] retrieval metrics, list files, datasets, sampler          */
@@ -9004,6 +9270,1186 @@ ZS__FN int zs_npy_write(const char *path, int ndim, const int64_t *shape, const 
     return ZS_OK;
 }
 
+
+#ifndef ZS_DEV_PTH_IMPL
+/* ==================================================================== */
+/* [impl:pth] zip reader, restricted unpickler, safetensors image       */
+/* ==================================================================== */
+
+#define ZS__PTH_MAX_CDIR (64u << 20) /* bytes of the zip central directory */
+#define ZS__PTH_PATH 1024           /* longest flattened name + 1 */
+
+ZS__PRIV uint32_t zs__pth_u16(const unsigned char *b) { return (uint32_t)b[0] | ((uint32_t)b[1] << 8); }
+ZS__PRIV uint32_t zs__pth_u32(const unsigned char *b) { return zs__pth_u16(b) | (zs__pth_u16(b + 2) << 16); }
+
+ZS__PRIV uint32_t zs__pth_crc32(uint32_t crc, const unsigned char *p, size_t n) {
+    crc = ~crc;
+    while (n--) {
+        int k;
+        crc ^= *p++;
+        for (k = 0; k < 8; k++) crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+/* ---- zip ------------------------------------------------------------------
+   torch.save (PyTorch 1.6 .. 1.13 at least) writes through miniz with every
+   record STORED: caffe2/serialize/inline_container.h says "All files are
+   stored uncompressed", and the Python binding used by torch.save
+   (PyTorchFileWriter.write_record(name, data, size)) has no compress flag.
+   Data is 64-byte aligned by an "FB" padding extra field, local headers carry
+   a data descriptor (flag bit 3, zero CRC/sizes), the end records are ZIP64. */
+
+typedef struct zs__zent {
+    const char *name;     /* into the central directory copy; not NUL-terminated */
+    uint32_t nlen, crc;
+    int method;           /* 0 stored, 8 deflate, ... */
+    uint64_t size, data;  /* bytes in the file (compressed size), absolute offset */
+} zs__zent;
+
+typedef struct zs__zip {
+    zs__src *src;
+    const char *who;
+    char *cd;             /* central directory */
+    zs__zent *e;          /* sorted by name */
+    int n;
+    char prefix[256];     /* "<archive>/" from the first entry */
+    size_t plen;
+} zs__zip;
+
+ZS__PRIV int zs__zent_cmp(const void *a, const void *b) {
+    const zs__zent *x = (const zs__zent *)a, *y = (const zs__zent *)b;
+    int c = memcmp(x->name, y->name, x->nlen < y->nlen ? x->nlen : y->nlen);
+    return c ? c : (x->nlen > y->nlen) - (x->nlen < y->nlen);
+}
+
+/* index of "<archive>/" + rel (rel of length rlen), or -1 */
+ZS__PRIV int zs__zip_find(const zs__zip *z, const char *rel, size_t rlen) {
+    char key[512];
+    zs__zent k;
+    int lo = 0, hi = z->n - 1;
+    if (rlen > sizeof key - z->plen) return -1;
+    memcpy(key, z->prefix, z->plen);
+    memcpy(key + z->plen, rel, rlen);
+    k.name = key;
+    k.nlen = (uint32_t)(z->plen + rlen);
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2, c = zs__zent_cmp(&z->e[mid], &k);
+        if (!c) return mid;
+        if (c < 0) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return -1;
+}
+
+ZS__PRIV int zs__zip_stored(const zs__zip *z, int i) {
+    const zs__zent *e = &z->e[i];
+    if (e->method == 0) return ZS_OK;
+    return zs__fail(ZS_ERR_UNSUPPORTED, "%s: entry '%.*s' is %s-compressed; torch.save stores entries uncompressed, so "
+                    "the archive was re-packed (re-zip it with 'zip -0')", z->who, (int)(e->nlen > 200 ? 200 : e->nlen),
+                    e->name, e->method == 8 ? "deflate" : "otherwise");
+}
+
+/* Reads a whole small entry (<= cap bytes) into a NUL-terminated buffer and checks its CRC. */
+ZS__PRIV int zs__zip_load(const zs__zip *z, int i, uint64_t cap, unsigned char **out) {
+    const zs__zent *e = &z->e[i];
+    unsigned char *b;
+    int r;
+    *out = NULL;
+    if ((r = zs__zip_stored(z, i)) != 0) return r;
+    if (e->size > cap)
+        return zs__fail(ZS_ERR_FORMAT, "%s: entry '%.*s' has %llu bytes (limit %llu)", z->who, (int)e->nlen, e->name,
+                        (unsigned long long)e->size, (unsigned long long)cap);
+    b = (unsigned char *)zs__malloc((size_t)e->size + 1, NULL);
+    if (!b) return zs__fail(ZS_ERR_NOMEM, "%s: out of memory (%llu bytes)", z->who, (unsigned long long)e->size);
+    if ((r = zs__src_read(z->src, e->data, b, (size_t)e->size)) != 0) { zs__free(b, NULL); return r; }
+    if (zs__pth_crc32(0, b, (size_t)e->size) != e->crc) {
+        zs__free(b, NULL);
+        return zs__fail(ZS_ERR_FORMAT, "%s: entry '%.*s' fails its CRC-32 check (corrupt file)", z->who, (int)e->nlen, e->name);
+    }
+    b[e->size] = 0;
+    *out = b;
+    return ZS_OK;
+}
+
+/* One central-directory entry at cd[off]: fills e, advances *off, checks its local header. */
+ZS__PRIV int zs__zip_entry(zs__zip *z, uint64_t *off, uint64_t cd_size, uint64_t cd_off, zs__zent *e) {
+    const unsigned char *c = (const unsigned char *)z->cd + *off, *x, *xe;
+    unsigned char lh[30], nb[256];
+    uint64_t csize, usize, lho, done;
+    uint32_t flags, nlen, xlen, clen, disk, lflags, lcrc, lcs, lus;
+    if (cd_size - *off < 46 || zs__pth_u32(c) != 0x02014b50u)
+        return zs__fail(ZS_ERR_FORMAT, "%s: corrupt central directory at byte %llu", z->who, (unsigned long long)(cd_off + *off));
+    flags = zs__pth_u16(c + 8);
+    e->method = (int)zs__pth_u16(c + 10);
+    e->crc = zs__pth_u32(c + 16);
+    csize = zs__pth_u32(c + 20);
+    usize = zs__pth_u32(c + 24);
+    nlen = zs__pth_u16(c + 28);
+    xlen = zs__pth_u16(c + 30);
+    clen = zs__pth_u16(c + 32);
+    disk = zs__pth_u16(c + 34);
+    lho = zs__pth_u32(c + 42);
+    if (cd_size - *off - 46 < (uint64_t)nlen + xlen + clen)
+        return zs__fail(ZS_ERR_FORMAT, "%s: central directory entry at byte %llu runs past its end", z->who,
+                        (unsigned long long)(cd_off + *off));
+    e->name = (const char *)c + 46;
+    e->nlen = nlen;
+    for (x = c + 46 + nlen, xe = x + xlen; xe - x >= 4; x += 4 + zs__pth_u16(x + 2)) {
+        const unsigned char *q = x + 4, *qe;
+        if ((size_t)(xe - q) < zs__pth_u16(x + 2)) return zs__fail(ZS_ERR_FORMAT, "%s: entry '%.*s': corrupt extra field", z->who, (int)nlen, e->name);
+        qe = q + zs__pth_u16(x + 2);
+        if (zs__pth_u16(x) != 1) continue;
+        /* ZIP64: only the saturated fields, in this order */
+#define ZS__Z64(f, w) if (f == (w == 8 ? 0xffffffffu : 0xffffu)) { \
+            if (qe - q < w) return zs__fail(ZS_ERR_FORMAT, "%s: entry '%.*s': short ZIP64 extra field", z->who, (int)nlen, e->name); \
+            f = w == 8 ? zs__le64(q) : zs__pth_u32(q); q += w; }
+        ZS__Z64(usize, 8) ZS__Z64(csize, 8) ZS__Z64(lho, 8) ZS__Z64(disk, 4)
+#undef ZS__Z64
+    }
+    *off += 46 + (uint64_t)nlen + xlen + clen;
+    if (!nlen) return zs__fail(ZS_ERR_FORMAT, "%s: an entry has an empty name", z->who);
+    if (flags & 1) return zs__fail(ZS_ERR_UNSUPPORTED, "%s: entry '%.*s' is encrypted", z->who, (int)nlen, e->name);
+    if (disk) return zs__fail(ZS_ERR_UNSUPPORTED, "%s: multi-disk archives are not supported", z->who);
+    if (e->method == 0 && csize != usize)
+        return zs__fail(ZS_ERR_FORMAT, "%s: stored entry '%.*s' has sizes %llu and %llu", z->who, (int)nlen, e->name,
+                        (unsigned long long)csize, (unsigned long long)usize);
+    /* the local header must agree with the central directory */
+    if (lho > cd_off || cd_off - lho < 30)
+        return zs__fail(ZS_ERR_FORMAT, "%s: entry '%.*s': local header offset %llu outside the archive", z->who, (int)nlen,
+                        e->name, (unsigned long long)lho);
+    if (zs__src_read(z->src, lho, lh, 30)) return ZS_ERR_FORMAT;
+    lflags = zs__pth_u16(lh + 6);
+    lcrc = zs__pth_u32(lh + 14);
+    lcs = zs__pth_u32(lh + 18);
+    lus = zs__pth_u32(lh + 22);
+    if (zs__pth_u32(lh) != 0x04034b50u || (int)zs__pth_u16(lh + 8) != e->method || zs__pth_u16(lh + 26) != nlen ||
+        ((lcrc || !(lflags & 8)) && lcrc != e->crc) ||
+        (lcs != 0xffffffffu && (lcs || !(lflags & 8)) && (lcs != csize || lus != usize)))
+        return zs__fail(ZS_ERR_FORMAT, "%s: entry '%.*s': local header disagrees with the central directory", z->who,
+                        (int)nlen, e->name);
+    for (done = 0; done < nlen;) { /* same name, in chunks */
+        size_t k = nlen - done < sizeof nb ? (size_t)(nlen - done) : sizeof nb;
+        if (zs__src_read(z->src, lho + 30 + done, nb, k)) return ZS_ERR_FORMAT;
+        if (memcmp(nb, e->name + done, k))
+            return zs__fail(ZS_ERR_FORMAT, "%s: entry '%.*s': local header holds another name", z->who, (int)nlen, e->name);
+        done += k;
+    }
+    e->data = lho + 30 + nlen + zs__pth_u16(lh + 28);
+    e->size = csize;
+    if (e->data > cd_off || csize > cd_off - e->data)
+        return zs__fail(ZS_ERR_FORMAT, "%s: entry '%.*s' (%llu bytes at %llu) runs into the central directory at %llu",
+                        z->who, (int)nlen, e->name, (unsigned long long)csize, (unsigned long long)e->data,
+                        (unsigned long long)cd_off);
+    return ZS_OK;
+}
+
+ZS__PRIV int zs__zip_open(zs__zip *z) {
+    uint64_t size = z->src->size, tn, pos, cd_off, cd_size, n_ent, n_disk, limit, off = 0;
+    uint32_t disk, cd_disk;
+    unsigned char *tail, *e, loc[20], rec[56];
+    size_t k;
+    int found = 0, r, i;
+    const char *slash;
+    if (size < 22) return zs__fail(ZS_ERR_FORMAT, "%s: %llu bytes, too short for a zip archive", z->who, (unsigned long long)size);
+    tn = size < 65535 + 22 ? size : 65535 + 22; /* the end record and its comment */
+    tail = (unsigned char *)zs__malloc((size_t)tn, NULL);
+    if (!tail) return zs__fail(ZS_ERR_NOMEM, "%s: out of memory", z->who);
+    if ((r = zs__src_read(z->src, size - tn, tail, (size_t)tn)) != 0) { zs__free(tail, NULL); return r; }
+    for (k = (size_t)tn - 22 + 1; k-- > 0;)
+        if (!memcmp(tail + k, "PK\5\6", 4) && k + 22 + zs__pth_u16(tail + k + 20) <= tn) { found = 1; break; }
+    if (!found) {
+        zs__free(tail, NULL);
+        return zs__fail(ZS_ERR_FORMAT, "%s: no zip end-of-central-directory record (truncated file?)", z->who);
+    }
+    e = tail + k;
+    pos = size - tn + k;
+    disk = zs__pth_u16(e + 4);
+    cd_disk = zs__pth_u16(e + 6);
+    n_disk = zs__pth_u16(e + 8);
+    n_ent = zs__pth_u16(e + 10);
+    cd_size = zs__pth_u32(e + 12);
+    cd_off = zs__pth_u32(e + 16);
+    zs__free(tail, NULL);
+    limit = pos;
+    if (pos >= 20 && !zs__src_read(z->src, pos - 20, loc, 20) && !memcmp(loc, "PK\6\7", 4)) {
+        uint64_t z64 = zs__le64(loc + 8);
+        if (zs__pth_u32(loc + 4) || zs__pth_u32(loc + 16) > 1)
+            return zs__fail(ZS_ERR_UNSUPPORTED, "%s: multi-disk archives are not supported", z->who);
+        if (z64 > pos - 20 || pos - 20 - z64 < 56 || zs__src_read(z->src, z64, rec, 56) || memcmp(rec, "PK\6\6", 4))
+            return zs__fail(ZS_ERR_FORMAT, "%s: ZIP64 end record missing or misplaced (offset %llu)", z->who, (unsigned long long)z64);
+        disk = zs__pth_u32(rec + 16);
+        cd_disk = zs__pth_u32(rec + 20);
+        n_disk = zs__le64(rec + 24);
+        n_ent = zs__le64(rec + 32);
+        cd_size = zs__le64(rec + 40);
+        cd_off = zs__le64(rec + 48);
+        limit = z64;
+    } else if (n_ent == 0xffff || cd_size == 0xffffffffu || cd_off == 0xffffffffu) {
+        return zs__fail(ZS_ERR_FORMAT, "%s: saturated zip end record without a ZIP64 end record", z->who);
+    }
+    if (disk || cd_disk || n_disk != n_ent) return zs__fail(ZS_ERR_UNSUPPORTED, "%s: multi-disk archives are not supported", z->who);
+    if (cd_off > limit || cd_size > limit - cd_off)
+        return zs__fail(ZS_ERR_FORMAT, "%s: central directory (%llu bytes at %llu) outside the archive (%llu bytes)", z->who,
+                        (unsigned long long)cd_size, (unsigned long long)cd_off, (unsigned long long)size);
+    if (cd_size > ZS__PTH_MAX_CDIR)
+        return zs__fail(ZS_ERR_UNSUPPORTED, "%s: central directory of %llu bytes exceeds the %u-byte limit", z->who,
+                        (unsigned long long)cd_size, ZS__PTH_MAX_CDIR);
+    if (!n_ent || n_ent > cd_size / 46)
+        return zs__fail(ZS_ERR_FORMAT, "%s: %llu entries do not fit a %llu-byte central directory", z->who,
+                        (unsigned long long)n_ent, (unsigned long long)cd_size);
+    z->cd = (char *)zs__malloc((size_t)cd_size, NULL);
+    z->e = (zs__zent *)zs__malloc((size_t)n_ent * sizeof(zs__zent), NULL);
+    if (!z->cd || !z->e) return zs__fail(ZS_ERR_NOMEM, "%s: out of memory", z->who);
+    if ((r = zs__src_read(z->src, cd_off, z->cd, (size_t)cd_size)) != 0) return r;
+    for (i = 0; (uint64_t)i < n_ent; i++)
+        if ((r = zs__zip_entry(z, &off, cd_size, cd_off, &z->e[i])) != 0) return r;
+    z->n = (int)n_ent;
+    /* the archive folder is the first entry's (as PyTorchStreamReader) */
+    slash = (const char *)memchr(z->e[0].name, '/', z->e[0].nlen);
+    if (!slash || (size_t)(slash - z->e[0].name) + 1 >= sizeof z->prefix)
+        return zs__fail(ZS_ERR_FORMAT, "%s: first entry '%.*s' is not in a folder: not a torch.save archive", z->who,
+                        (int)(z->e[0].nlen > 200 ? 200 : z->e[0].nlen), z->e[0].name);
+    z->plen = (size_t)(slash - z->e[0].name) + 1;
+    memcpy(z->prefix, z->e[0].name, z->plen);
+    qsort(z->e, (size_t)z->n, sizeof(zs__zent), zs__zent_cmp);
+    for (i = 1; i < z->n; i++)
+        if (!zs__zent_cmp(&z->e[i - 1], &z->e[i]))
+            return zs__fail(ZS_ERR_FORMAT, "%s: duplicate entry '%.*s'", z->who, (int)z->e[i].nlen, z->e[i].name);
+    return ZS_OK;
+}
+
+/* ---- restricted unpickler ------------------------------------------------ */
+
+enum { ZS__PK_NONE, ZS__PK_BOOL, ZS__PK_INT, ZS__PK_FLOAT, ZS__PK_STR, ZS__PK_BYTES, ZS__PK_TUPLE, ZS__PK_LIST,
+       ZS__PK_DICT, ZS__PK_GLOBAL, ZS__PK_STORAGE, ZS__PK_TENSOR, ZS__PK_NPDTYPE };
+static const char *const zs__pk_names[] = {"None", "bool", "int", "float", "str", "bytes", "tuple", "list",
+                                           "dict", "global", "storage", "tensor", "numpy dtype"};
+
+/* whitelisted callables */
+enum { ZS__G_ODICT, ZS__G_TENSOR_V2, ZS__G_TENSOR, ZS__G_PARAM, ZS__G_PARAM_STATE, ZS__G_STORAGE, ZS__G_NPSCALAR,
+       ZS__G_NPDTYPE, ZS__G_ENCODE };
+typedef struct zs__pglob { const char *mod, *name; int kind; } zs__pglob;
+static const zs__pglob zs__pglobs[] = {
+    {"collections", "OrderedDict", ZS__G_ODICT}, {"torch._utils", "_rebuild_tensor_v2", ZS__G_TENSOR_V2},
+    {"torch._utils", "_rebuild_tensor", ZS__G_TENSOR}, {"torch._utils", "_rebuild_parameter", ZS__G_PARAM},
+    {"torch._utils", "_rebuild_parameter_with_state", ZS__G_PARAM_STATE},
+    {"numpy.core.multiarray", "scalar", ZS__G_NPSCALAR}, {"numpy._core.multiarray", "scalar", ZS__G_NPSCALAR},
+    {"numpy", "dtype", ZS__G_NPDTYPE}, {"_codecs", "encode", ZS__G_ENCODE}};
+
+/* torch.<X>Storage -> safetensors dtype; F64 is narrowed to F32 */
+typedef struct zs__pdtype { const char *storage, *st; unsigned in, out; } zs__pdtype;
+static const zs__pdtype zs__pdtypes[] = {
+    {"FloatStorage", "F32", 4, 4}, {"HalfStorage", "F16", 2, 2}, {"BFloat16Storage", "BF16", 2, 2},
+    {"DoubleStorage", "F32", 8, 4}, {"LongStorage", "I64", 8, 8}, {"IntStorage", "I32", 4, 4},
+    {"ShortStorage", "I16", 2, 2}, {"CharStorage", "I8", 1, 1}, {"ByteStorage", "U8", 1, 1}, {"BoolStorage", "BOOL", 1, 1}};
+
+typedef struct zs__pv {   /* a pickle value */
+    unsigned char kind, sub;  /* sub: GLOBAL kind; BYTES held inline; NPDTYPE kind letter */
+    uint32_t len;             /* STR/BYTES bytes, container items, NPDTYPE item size */
+    int32_t head, tail;       /* container items (cells), -1 if none */
+    union { int64_t i; double f; uint64_t off; unsigned char b[8]; } u; /* STR/BYTES: offset in data.pkl */
+} zs__pv;
+typedef struct zs__pcell { int32_t k, v, next; } zs__pcell;   /* k: dict key, else -1 */
+typedef struct zs__pstor { int ent, dt; uint64_t numel; } zs__pstor;
+typedef struct zs__pten { int stor, ndim; int64_t off, shape[ZS_ST_MAX_DIMS], stride[ZS_ST_MAX_DIMS]; } zs__pten;
+
+typedef struct zs__pvm {
+    const char *who;
+    zs__zip *zip;
+    const unsigned char *p;   /* data.pkl */
+    size_t n, pc;
+    zs__pv *v; int nv, cv;
+    zs__pcell *c; int nc, cc;
+    int32_t *stk; int ns, cs;
+    int32_t *marks; int nm, cm;
+    int32_t *memo; int nmemo, cmemo;
+    zs__pstor *st; int nst, cst;
+    zs__pten *t; int nt, ct;
+    int32_t *ent_stor;        /* zip entry -> storage, -1 */
+} zs__pvm;
+
+#define ZS__PTH_GROW(ptr, cap, need, T) \
+    do { void *a_ = (ptr); int r_ = zs__grow(&a_, &(cap), (need), sizeof(T)); (ptr) = (T *)a_; if (r_) return r_; } while (0)
+
+ZS__PRIV int zs__pfail(const zs__pvm *m, const char *what) {
+    return zs__fail(ZS_ERR_FORMAT, "%s: data.pkl byte %zu: %s", m->who, m->pc, what);
+}
+
+ZS__PRIV int zs__pnew(zs__pvm *m, int kind, int32_t *out) {
+    zs__pv *x;
+    if (m->nv + m->nc >= ZS_PTH_MAX_OBJECTS) return zs__pfail(m, "more than ZS_PTH_MAX_OBJECTS objects");
+    ZS__PTH_GROW(m->v, m->cv, m->nv + 1, zs__pv);
+    x = &m->v[m->nv];
+    memset(x, 0, sizeof *x);
+    x->kind = (unsigned char)kind;
+    x->head = x->tail = -1;
+    *out = m->nv++;
+    return ZS_OK;
+}
+
+ZS__PRIV int zs__ppush(zs__pvm *m, int32_t id) {
+    if (m->ns >= ZS_PTH_MAX_STACK) return zs__pfail(m, "stack deeper than ZS_PTH_MAX_STACK");
+    ZS__PTH_GROW(m->stk, m->cs, m->ns + 1, int32_t);
+    m->stk[m->ns++] = id;
+    return ZS_OK;
+}
+
+/* new value of kind pushed; *out (may be NULL) receives it */
+ZS__PRIV int zs__ppush_new(zs__pvm *m, int kind, zs__pv **out) {
+    int32_t id = -1;
+    int r = zs__pnew(m, kind, &id);
+    if (!r) r = zs__ppush(m, id);
+    if (out) *out = r ? NULL : &m->v[id];
+    return r;
+}
+
+ZS__PRIV int zs__ppop(zs__pvm *m, int32_t *id) {
+    if (m->ns <= (m->nm ? m->marks[m->nm - 1] : 0)) return zs__pfail(m, "stack underflow");
+    *id = m->stk[--m->ns];
+    return ZS_OK;
+}
+
+ZS__PRIV int zs__ppop_mark(zs__pvm *m, int *base) {
+    if (!m->nm) return zs__pfail(m, "no MARK to pop");
+    *base = m->marks[--m->nm];
+    return ZS_OK;
+}
+
+ZS__PRIV int zs__pcell_add(zs__pvm *m, int32_t cont, int32_t k, int32_t v) {
+    zs__pv *x;
+    if (m->nv + m->nc >= ZS_PTH_MAX_OBJECTS) return zs__pfail(m, "more than ZS_PTH_MAX_OBJECTS objects");
+    ZS__PTH_GROW(m->c, m->cc, m->nc + 1, zs__pcell);
+    m->c[m->nc].k = k;
+    m->c[m->nc].v = v;
+    m->c[m->nc].next = -1;
+    x = &m->v[cont];
+    if (x->tail < 0) x->head = m->nc;
+    else m->c[x->tail].next = m->nc;
+    x->tail = m->nc++;
+    x->len++;
+    return ZS_OK;
+}
+
+/* up to max items of a tuple into a[]; -1 if it has more */
+ZS__PRIV int zs__pitems(const zs__pvm *m, int32_t tup, int32_t *a, int max) {
+    int32_t c;
+    int n = 0;
+    for (c = m->v[tup].head; c >= 0; c = m->c[c].next) {
+        if (n == max) return -1;
+        a[n++] = m->c[c].v;
+    }
+    return n;
+}
+
+ZS__PRIV const char *zs__pstr(const zs__pvm *m, int32_t id) { return (const char *)m->p + m->v[id].u.off; }
+ZS__PRIV int zs__pstr_is(const zs__pvm *m, int32_t id, const char *s) {
+    return m->v[id].kind == ZS__PK_STR && m->v[id].len == strlen(s) && !memcmp(zs__pstr(m, id), s, m->v[id].len);
+}
+
+ZS__PRIV int zs__pglobal(zs__pvm *m, const char *mod, size_t ml, const char *name, size_t nl) {
+    size_t i;
+    zs__pv *x;
+    int r;
+    for (i = 0; i < sizeof zs__pglobs / sizeof zs__pglobs[0]; i++)
+        if (strlen(zs__pglobs[i].mod) == ml && !memcmp(zs__pglobs[i].mod, mod, ml) &&
+            strlen(zs__pglobs[i].name) == nl && !memcmp(zs__pglobs[i].name, name, nl)) {
+            if ((r = zs__ppush_new(m, ZS__PK_GLOBAL, &x)) != 0) return r;
+            x->sub = (unsigned char)zs__pglobs[i].kind;
+            return ZS_OK;
+        }
+    for (i = 0; ml == 5 && !memcmp(mod, "torch", 5) && i < sizeof zs__pdtypes / sizeof zs__pdtypes[0]; i++)
+        if (strlen(zs__pdtypes[i].storage) == nl && !memcmp(zs__pdtypes[i].storage, name, nl)) {
+            if ((r = zs__ppush_new(m, ZS__PK_GLOBAL, &x)) != 0) return r;
+            x->sub = ZS__G_STORAGE;
+            x->u.i = (int64_t)i;
+            return ZS_OK;
+        }
+    return zs__fail(ZS_ERR_FORMAT, "%s: data.pkl byte %zu: global '%.*s.%.*s' is not allowed (only tensors, storages, "
+                    "OrderedDict and numpy scalars can be loaded)", m->who, m->pc, (int)(ml > 100 ? 100 : ml), mod,
+                    (int)(nl > 100 ? 100 : nl), name);
+}
+
+/* BINPERSID ('storage', torch.XStorage, key, location, numel) -> storage value */
+ZS__PRIV int zs__pstorage(zs__pvm *m, int32_t pid) {
+    int32_t a[5];
+    zs__pv *x;
+    const zs__pdtype *dt;
+    char rel[300];
+    int ent, r, s;
+    uint64_t bytes;
+    if (m->v[pid].kind != ZS__PK_TUPLE || zs__pitems(m, pid, a, 5) != 5 || !zs__pstr_is(m, a[0], "storage") ||
+        m->v[a[1]].kind != ZS__PK_GLOBAL || m->v[a[1]].sub != ZS__G_STORAGE || m->v[a[2]].kind != ZS__PK_STR ||
+        m->v[a[4]].kind != ZS__PK_INT || m->v[a[4]].u.i < 0)
+        return zs__pfail(m, "persistent id is not ('storage', torch.<type>Storage, key, location, numel)");
+    dt = &zs__pdtypes[m->v[a[1]].u.i];
+    if (m->v[a[2]].len > 200) return zs__pfail(m, "storage key longer than 200 bytes");
+    snprintf(rel, sizeof rel, "data/%.*s", (int)m->v[a[2]].len, zs__pstr(m, a[2]));
+    ent = zs__zip_find(m->zip, rel, strlen(rel));
+    if (ent < 0) return zs__fail(ZS_ERR_FORMAT, "%s: storage '%s' has no entry '%s%s'", m->who, rel + 5, m->zip->prefix, rel);
+    if ((r = zs__zip_stored(m->zip, ent)) != 0) return r;
+    bytes = (uint64_t)m->v[a[4]].u.i * dt->in;
+    if (bytes / dt->in != (uint64_t)m->v[a[4]].u.i || bytes != m->zip->e[ent].size)
+        return zs__fail(ZS_ERR_FORMAT, "%s: storage '%s' declares %llu elements of %u bytes but its entry has %llu bytes",
+                        m->who, rel + 5, (unsigned long long)m->v[a[4]].u.i, dt->in, (unsigned long long)m->zip->e[ent].size);
+    s = m->ent_stor[ent];
+    if (s >= 0 && m->st[s].dt != (int)(dt - zs__pdtypes))
+        return zs__fail(ZS_ERR_FORMAT, "%s: storage '%s' is used as both %s and %s", m->who, rel + 5,
+                        zs__pdtypes[m->st[s].dt].storage, dt->storage);
+    if (s < 0) {
+        ZS__PTH_GROW(m->st, m->cst, m->nst + 1, zs__pstor);
+        s = m->ent_stor[ent] = m->nst++;
+        m->st[s].ent = ent;
+        m->st[s].dt = (int)(dt - zs__pdtypes);
+        m->st[s].numel = (uint64_t)m->v[a[4]].u.i;
+    }
+    if ((r = zs__ppush_new(m, ZS__PK_STORAGE, &x)) != 0) return r;
+    x->u.i = s;
+    return ZS_OK;
+}
+
+/* int tuple -> d[], returns its length or -1 */
+ZS__PRIV int zs__pints(const zs__pvm *m, int32_t tup, int64_t *d) {
+    int32_t a[ZS_ST_MAX_DIMS];
+    int n = m->v[tup].kind == ZS__PK_TUPLE ? zs__pitems(m, tup, a, ZS_ST_MAX_DIMS) : -1, i;
+    for (i = 0; i < n; i++) {
+        if (m->v[a[i]].kind != ZS__PK_INT || m->v[a[i]].u.i < 0) return -1;
+        d[i] = m->v[a[i]].u.i;
+    }
+    return n;
+}
+
+/* _rebuild_tensor(_v2)(storage, offset, size, stride, ...): bounds checked here */
+ZS__PRIV int zs__ptensor(zs__pvm *m, const int32_t *a, int na, int v2) {
+    zs__pten t;
+    zs__pv *x;
+    int i, r, n2;
+    uint64_t numel = 1, last;
+    if (na != (v2 ? 6 : 4) && !(v2 && na == 7)) return zs__pfail(m, "_rebuild_tensor with a wrong argument count");
+    if (m->v[a[0]].kind != ZS__PK_STORAGE || m->v[a[1]].kind != ZS__PK_INT || m->v[a[1]].u.i < 0)
+        return zs__pfail(m, "_rebuild_tensor: expected (storage, offset >= 0, size, stride, ...)");
+    memset(&t, 0, sizeof t);
+    t.stor = (int)m->v[a[0]].u.i;
+    t.off = m->v[a[1]].u.i;
+    t.ndim = zs__pints(m, a[2], t.shape);
+    n2 = zs__pints(m, a[3], t.stride);
+    if (t.ndim < 0 || n2 != t.ndim)
+        return zs__pfail(m, "_rebuild_tensor: size and stride must be tuples of the same length (<= 8) of ints >= 0");
+    last = (uint64_t)t.off;
+    for (i = 0; i < t.ndim; i++) {
+        uint64_t d = (uint64_t)t.shape[i], s = (uint64_t)t.stride[i];
+        if (d && numel > (uint64_t)INT64_MAX / d) return zs__pfail(m, "tensor size overflows");
+        numel *= d;
+        if (d && s && (d - 1 > (uint64_t)INT64_MAX / s || last > (uint64_t)INT64_MAX - (d - 1) * s))
+            return zs__pfail(m, "tensor extent overflows");
+        if (d) last += (d - 1) * s;
+    }
+    if (numel && last >= m->st[t.stor].numel)
+        return zs__fail(ZS_ERR_FORMAT, "%s: data.pkl byte %zu: tensor reaches element %llu of a %llu-element storage",
+                        m->who, m->pc, (unsigned long long)last, (unsigned long long)m->st[t.stor].numel);
+    if (m->nt >= ZS_PTH_MAX_TENSORS) return zs__pfail(m, "more than ZS_PTH_MAX_TENSORS tensors");
+    ZS__PTH_GROW(m->t, m->ct, m->nt + 1, zs__pten);
+    m->t[m->nt] = t;
+    if ((r = zs__ppush_new(m, ZS__PK_TENSOR, &x)) != 0) return r;
+    x->u.i = m->nt++;
+    return ZS_OK;
+}
+
+ZS__PRIV int zs__preduce(zs__pvm *m) {
+    int32_t fn = -1, args = -1, a[8];
+    int na, r, g;
+    zs__pv *x;
+    if ((r = zs__ppop(m, &args)) != 0 || (r = zs__ppop(m, &fn)) != 0) return r;
+    if (m->v[fn].kind != ZS__PK_GLOBAL || m->v[args].kind != ZS__PK_TUPLE) return zs__pfail(m, "REDUCE needs a callable and a tuple");
+    na = zs__pitems(m, args, a, 8);
+    g = m->v[fn].sub;
+    switch (g) {
+    case ZS__G_ODICT:
+        if (na) return zs__pfail(m, "OrderedDict() with arguments");
+        if ((r = zs__ppush_new(m, ZS__PK_DICT, &x)) != 0) return r;
+        return ZS_OK;
+    case ZS__G_TENSOR_V2: case ZS__G_TENSOR: return zs__ptensor(m, a, na, g == ZS__G_TENSOR_V2);
+    case ZS__G_PARAM: case ZS__G_PARAM_STATE:
+        if (na != (g == ZS__G_PARAM ? 3 : 4) || m->v[a[0]].kind != ZS__PK_TENSOR) return zs__pfail(m, "_rebuild_parameter: bad arguments");
+        return zs__ppush(m, a[0]);
+    case ZS__G_ENCODE: /* _codecs.encode(str, 'latin1'): the bytes of a numpy scalar */
+        if (na != 2 || m->v[a[0]].kind != ZS__PK_STR || !(zs__pstr_is(m, a[1], "latin1") || zs__pstr_is(m, a[1], "latin-1")))
+            return zs__pfail(m, "_codecs.encode: only (str, 'latin1') is allowed");
+        {
+            const unsigned char *s = (const unsigned char *)zs__pstr(m, a[0]);
+            uint32_t i, n = m->v[a[0]].len, k = 0;
+            unsigned char b[8];
+            for (i = 0; i < n; i++, k++) { /* code points < 256 from their UTF-8 */
+                if (k == 8 || s[i] > 0xc3) return zs__pfail(m, "_codecs.encode: more than 8 bytes or not latin-1");
+                b[k] = s[i] < 0x80 ? s[i] : (unsigned char)(((s[i] & 3) << 6) | (s[i + 1] & 0x3f));
+                if (s[i] >= 0x80) i++; /* validated UTF-8: the continuation byte exists */
+            }
+            if ((r = zs__ppush_new(m, ZS__PK_BYTES, &x)) != 0) return r;
+            memcpy(x->u.b, b, k);
+            x->len = k;
+            x->sub = 1;
+            return ZS_OK;
+        }
+    case ZS__G_NPDTYPE: /* numpy.dtype('f8', False, True) */
+        if (na != 3 || m->v[a[0]].kind != ZS__PK_STR || m->v[a[0]].len != 2) return zs__pfail(m, "numpy.dtype: bad arguments");
+        {
+            const char *s = zs__pstr(m, a[0]);
+            int sz = s[1] - '0';
+            if (!strchr("fiub", s[0]) || !s[0] || (sz != 1 && sz != 2 && sz != 4 && sz != 8) || (s[0] == 'f' && sz == 1) ||
+                (s[0] == 'b' && sz != 1))
+                return zs__pfail(m, "numpy.dtype: only float, int, uint and bool scalars are supported");
+            if ((r = zs__ppush_new(m, ZS__PK_NPDTYPE, &x)) != 0) return r;
+            x->sub = (unsigned char)s[0];
+            x->len = (uint32_t)sz;
+            return ZS_OK;
+        }
+    case ZS__G_NPSCALAR: /* numpy.core.multiarray.scalar(dtype, bytes) */
+        if (na != 2 || m->v[a[0]].kind != ZS__PK_NPDTYPE || m->v[a[1]].kind != ZS__PK_BYTES || m->v[a[1]].len != m->v[a[0]].len)
+            return zs__pfail(m, "numpy scalar: bad arguments");
+        {
+            const unsigned char *b = m->v[a[1]].sub ? m->v[a[1]].u.b : m->p + m->v[a[1]].u.off;
+            uint64_t u = 0;
+            unsigned len = m->v[a[0]].len;
+            int k, kind = m->v[a[0]].sub;
+            for (k = (int)len - 1; k >= 0; k--) u = (u << 8) | b[k]; /* (read before m->v may move) */
+            if (kind == 'u' && len == 8 && u > (uint64_t)INT64_MAX) return zs__pfail(m, "numpy uint64 scalar too large");
+            if ((r = zs__ppush_new(m, kind == 'f' ? ZS__PK_FLOAT : kind == 'b' ? ZS__PK_BOOL : ZS__PK_INT, &x)) != 0) return r;
+            if (kind == 'f' && len == 8) memcpy(&x->u.f, &u, 8);
+            else if (kind == 'f' && len == 4) { float f; uint32_t w = (uint32_t)u; memcpy(&f, &w, 4); x->u.f = f; }
+            else if (kind == 'f') x->u.f = zs_f16_to_f32((uint16_t)u);
+            else if (kind == 'i' && len < 8 && (u >> (8 * len - 1))) x->u.i = (int64_t)(u - ((uint64_t)1 << (8 * len)));
+            else x->u.i = (int64_t)u;
+            return ZS_OK;
+        }
+    default: return zs__pfail(m, "storage classes cannot be called");
+    }
+}
+
+ZS__PRIV int zs__pbuild(zs__pvm *m) {
+    int32_t state = -1, a[16];
+    int r, k = 0;
+    zs__pv *obj;
+    if ((r = zs__ppop(m, &state)) != 0) return r;
+    if (m->ns <= (m->nm ? m->marks[m->nm - 1] : 0)) return zs__pfail(m, "BUILD without an object");
+    obj = &m->v[m->stk[m->ns - 1]];
+    switch (obj->kind) {
+    case ZS__PK_DICT: case ZS__PK_TENSOR: return ZS_OK; /* attributes (OrderedDict._metadata, ...): not needed */
+    case ZS__PK_NPDTYPE: /* (version, byteorder, ...) */
+        if (m->v[state].kind == ZS__PK_TUPLE) k = zs__pitems(m, state, a, 16);
+        if (k < 2 || m->v[a[1]].kind != ZS__PK_STR || m->v[a[1]].len != 1 || !strchr("<|=", zs__pstr(m, a[1])[0]))
+            return zs__fail(ZS_ERR_UNSUPPORTED, "%s: data.pkl byte %zu: only little-endian numpy scalars are supported", m->who, m->pc);
+        return ZS_OK;
+    default: return zs__pfail(m, obj->kind == ZS__PK_GLOBAL ? "BUILD on a class" : "BUILD on a plain value");
+    }
+}
+
+/* next k bytes of data.pkl, or an error */
+#define ZS__PNEED(k) do { if (m->n - m->pc < (size_t)(k)) return zs__pfail(m, "truncated"); } while (0)
+
+ZS__PRIV int zs__pstring(zs__pvm *m, int kind, uint64_t len) {
+    zs__pv *x;
+    int r;
+    if (len > ZS_PTH_MAX_STRING || len > m->n - m->pc) return zs__pfail(m, "string longer than the file or ZS_PTH_MAX_STRING");
+    if (kind == ZS__PK_STR && zs__utf8_check(m->p + m->pc, (size_t)len) != len) return zs__pfail(m, "string is not valid UTF-8");
+    if ((r = zs__ppush_new(m, kind, &x)) != 0) return r;
+    x->u.off = m->pc;
+    x->len = (uint32_t)len;
+    m->pc += (size_t)len;
+    return ZS_OK;
+}
+
+ZS__PRIV int zs__prun(zs__pvm *m, int32_t *root) {
+    for (;;) {
+        int op, r = ZS_OK, base = 0, i;
+        int32_t a = -1, b = -1, k = -1;
+        uint64_t u;
+        zs__pv *x;
+        if (m->pc >= m->n) return zs__pfail(m, "ends without STOP");
+        op = m->p[m->pc++];
+        switch (op) {
+        case 0x80: /* PROTO */
+            ZS__PNEED(1);
+            if (m->p[m->pc] < 2 || m->p[m->pc] > 5) return zs__pfail(m, "pickle protocol outside 2..5");
+            m->pc++;
+            break;
+        case 0x95: /* FRAME: only a size hint */
+            ZS__PNEED(8);
+            if (zs__le64(m->p + m->pc) > m->n - m->pc - 8) return zs__pfail(m, "FRAME longer than the file");
+            m->pc += 8;
+            break;
+        case '}': r = zs__ppush_new(m, ZS__PK_DICT, NULL); break;
+        case ']': r = zs__ppush_new(m, ZS__PK_LIST, NULL); break;
+        case ')': r = zs__ppush_new(m, ZS__PK_TUPLE, NULL); break;
+        case 'N': r = zs__ppush_new(m, ZS__PK_NONE, NULL); break;
+        case 0x88: case 0x89:
+            if ((r = zs__ppush_new(m, ZS__PK_BOOL, &x)) == 0) x->u.i = op == 0x88;
+            break;
+        case '(':
+            if (m->nm >= ZS_PTH_MAX_MARKS) return zs__pfail(m, "MARKs nested deeper than ZS_PTH_MAX_MARKS");
+            ZS__PTH_GROW(m->marks, m->cm, m->nm + 1, int32_t);
+            m->marks[m->nm++] = m->ns;
+            break;
+        case 'X': case 'T': case 'B': ZS__PNEED(4); u = zs__pth_u32(m->p + m->pc); m->pc += 4;
+            r = zs__pstring(m, op == 'B' ? ZS__PK_BYTES : ZS__PK_STR, u); break;
+        case 0x8c: case 'U': case 'C': ZS__PNEED(1); u = m->p[m->pc++];
+            r = zs__pstring(m, op == 'C' ? ZS__PK_BYTES : ZS__PK_STR, u); break;
+        case 0x8d: case 0x8e: ZS__PNEED(8); u = zs__le64(m->p + m->pc); m->pc += 8;
+            r = zs__pstring(m, op == 0x8e ? ZS__PK_BYTES : ZS__PK_STR, u); break;
+        case 'J': case 'K': case 'M': case 0x8a: case 0x8b: { /* BININT, BININT1, BININT2, LONG1, LONG4 */
+            size_t w = op == 'K' ? 1 : op == 'M' ? 2 : 4, j;
+            int sign = op == 'J';
+            if (op == 0x8a || op == 0x8b) { /* byte count, then little-endian two's complement */
+                w = op == 0x8a ? 1 : 4;
+                ZS__PNEED(w);
+                j = op == 0x8a ? m->p[m->pc] : zs__pth_u32(m->p + m->pc);
+                m->pc += w;
+                if (j > 8) return zs__pfail(m, "integer does not fit in 64 bits");
+                w = j;
+                sign = 1;
+            }
+            ZS__PNEED(w);
+            for (u = 0, j = w; j-- > 0;) u = (u << 8) | m->p[m->pc + j];
+            if (sign && w && w < 8 && (m->p[m->pc + w - 1] & 0x80)) u -= (uint64_t)1 << (8 * w);
+            m->pc += w;
+            if ((r = zs__ppush_new(m, ZS__PK_INT, &x)) == 0) x->u.i = (int64_t)u;
+            break;
+        }
+        case 'G': /* BINFLOAT, big-endian */
+            ZS__PNEED(8);
+            for (u = 0, i = 0; i < 8; i++) u = (u << 8) | m->p[m->pc + (size_t)i];
+            m->pc += 8;
+            if ((r = zs__ppush_new(m, ZS__PK_FLOAT, &x)) == 0) memcpy(&x->u.f, &u, 8);
+            break;
+        case 0x85: case 0x86: case 0x87: case 't': { /* TUPLE1..3, TUPLE */
+            int32_t items[3], id = -1;
+            int n = op - 0x84;
+            if (op == 't') {
+                if ((r = zs__ppop_mark(m, &base)) != 0) return r;
+                n = m->ns - base;
+            }
+            if ((r = zs__pnew(m, ZS__PK_TUPLE, &id)) != 0) return r;
+            if (op == 't') {
+                for (i = base; i < m->ns && !r; i++) r = zs__pcell_add(m, id, -1, m->stk[i]);
+                m->ns = base;
+            } else {
+                for (i = n - 1; i >= 0 && !r; i--) r = zs__ppop(m, &items[i]);
+                for (i = 0; i < n && !r; i++) r = zs__pcell_add(m, id, -1, items[i]);
+            }
+            if (!r) r = zs__ppush(m, id);
+            break;
+        }
+        case 'q': case 'r': case 0x94: /* BINPUT, LONG_BINPUT, MEMOIZE */
+            if (op == 'q') { ZS__PNEED(1); u = m->p[m->pc++]; }
+            else if (op == 'r') { ZS__PNEED(4); u = zs__pth_u32(m->p + m->pc); m->pc += 4; }
+            else u = (uint64_t)m->nmemo;
+            if (m->ns <= (m->nm ? m->marks[m->nm - 1] : 0)) return zs__pfail(m, "memo of an empty stack");
+            if (u >= ZS_PTH_MAX_MEMO) return zs__pfail(m, "memo index beyond ZS_PTH_MAX_MEMO");
+            if (u >= (uint64_t)m->nmemo) {
+                ZS__PTH_GROW(m->memo, m->cmemo, (int)u + 1, int32_t);
+                for (i = m->nmemo; i <= (int)u; i++) m->memo[i] = -1;
+                m->nmemo = (int)u + 1;
+            }
+            m->memo[u] = m->stk[m->ns - 1];
+            break;
+        case 'h': case 'j': /* BINGET, LONG_BINGET */
+            if (op == 'h') { ZS__PNEED(1); u = m->p[m->pc++]; }
+            else { ZS__PNEED(4); u = zs__pth_u32(m->p + m->pc); m->pc += 4; }
+            if (u >= (uint64_t)m->nmemo || m->memo[u] < 0) return zs__pfail(m, "memo index never stored");
+            r = zs__ppush(m, m->memo[u]);
+            break;
+        case 's': case 'u': case 'a': case 'e': { /* SETITEM(S), APPEND(S) */
+            int pairs = op == 's' || op == 'u', n;
+            int32_t cont;
+            if (op == 'u' || op == 'e') { if ((r = zs__ppop_mark(m, &base)) != 0) return r; }
+            else base = m->ns - (pairs ? 2 : 1);
+            n = m->ns - base;
+            if (base < (m->nm ? m->marks[m->nm - 1] : 0) + 1 || (pairs && n % 2)) return zs__pfail(m, "stack underflow");
+            cont = m->stk[base - 1];
+            if (m->v[cont].kind != (pairs ? ZS__PK_DICT : ZS__PK_LIST))
+                return zs__pfail(m, pairs ? "SETITEM on a non-dict" : "APPEND on a non-list");
+            for (i = base; i < m->ns && !r; i += pairs ? 2 : 1)
+                r = zs__pcell_add(m, cont, pairs ? m->stk[i] : -1, m->stk[i + (pairs ? 1 : 0)]);
+            m->ns = base;
+            break;
+        }
+        case 'c': { /* GLOBAL "module\nname\n" */
+            const unsigned char *s = m->p + m->pc, *nl1, *nl2;
+            size_t rest = m->n - m->pc;
+            nl1 = (const unsigned char *)memchr(s, '\n', rest < 256 ? rest : 256);
+            nl2 = nl1 ? (const unsigned char *)memchr(nl1 + 1, '\n', (size_t)(s + rest - nl1 - 1) < 256 ? (size_t)(s + rest - nl1 - 1) : 256) : NULL;
+            if (!nl2) return zs__pfail(m, "GLOBAL without two short lines");
+            m->pc += (size_t)(nl2 + 1 - s);
+            r = zs__pglobal(m, (const char *)s, (size_t)(nl1 - s), (const char *)nl1 + 1, (size_t)(nl2 - nl1 - 1));
+            break;
+        }
+        case 0x93: /* STACK_GLOBAL */
+            if ((r = zs__ppop(m, &b)) != 0 || (r = zs__ppop(m, &a)) != 0) return r;
+            if (m->v[a].kind != ZS__PK_STR || m->v[b].kind != ZS__PK_STR) return zs__pfail(m, "STACK_GLOBAL needs two strings");
+            r = zs__pglobal(m, zs__pstr(m, a), m->v[a].len, zs__pstr(m, b), m->v[b].len);
+            break;
+        case 'R': r = zs__preduce(m); break;
+        case 'b': r = zs__pbuild(m); break;
+        case 'Q': if ((r = zs__ppop(m, &k)) == 0) r = zs__pstorage(m, k); break;
+        case '2': /* DUP */
+            if ((r = zs__ppop(m, &k)) == 0 && (r = zs__ppush(m, k)) == 0) r = zs__ppush(m, k);
+            break;
+        case '0': r = zs__ppop(m, &k); break;
+        case '1': if ((r = zs__ppop_mark(m, &base)) == 0) m->ns = base; break;
+        case '.': return zs__ppop(m, root);
+        default:
+            m->pc--;
+            return zs__fail(ZS_ERR_FORMAT, "%s: data.pkl byte %zu: pickle opcode 0x%02x is not supported", m->who, m->pc, op);
+        }
+        if (r) return r;
+    }
+}
+
+/* ---- flattening into named tensors and metadata ---------------------------- */
+
+typedef struct zs__pname { size_t name; int32_t ten; } zs__pname;  /* name: offset in txt */
+typedef struct zs__pmeta { size_t key, val; } zs__pmeta;
+
+typedef struct zs__pout {
+    zs__pvm *m;
+    char *txt; int ntxt, ctxt;       /* NUL-terminated names and values */
+    zs__pname *t; int nt, ct;
+    zs__pmeta *meta; int nmeta, cmeta;
+    char skipped[1024];              /* "optimizer,scheduler" */
+    char path[ZS__PTH_PATH];
+    long visits;
+} zs__pout;
+
+ZS__PRIV int zs__ptxt(zs__pout *o, const char *s, size_t n, size_t *at) {
+    if (n >= (size_t)INT_MAX - (size_t)o->ntxt - 1) return zs__fail(ZS_ERR_NOMEM, "%s: names too long", o->m->who);
+    ZS__PTH_GROW(o->txt, o->ctxt, o->ntxt + (int)n + 1, char);
+    memcpy(o->txt + o->ntxt, s, n);
+    o->txt[o->ntxt + (int)n] = 0;
+    *at = (size_t)o->ntxt;
+    o->ntxt += (int)n + 1;
+    return ZS_OK;
+}
+
+/* Python's repr of a float: shortest round-trip digits, fixed notation for
+   exponents -4..15 with at least one decimal, else d.ddde+XX */
+ZS__PRIV void zs__pfloat_repr(double f, char *out, size_t cap) {
+    uint64_t u;
+    int p, e;
+    char b[40];
+    memcpy(&u, &f, 8);
+    if ((u & 0x7ff0000000000000ull) == 0x7ff0000000000000ull) { /* by bits: -ffast-math */
+        snprintf(out, cap, "%s", (u & 0xfffffffffffffull) ? "nan" : (u >> 63) ? "-inf" : "inf");
+        return;
+    }
+    for (p = 1; p < 17; p++) {
+        snprintf(b, sizeof b, "%.*e", p - 1, f);
+        if (strtod(b, NULL) == f) break;
+    }
+    snprintf(b, sizeof b, "%.*e", p - 1, f);
+    e = atoi(strchr(b, 'e') + 1);
+    if (e < -4 || e >= 16) { snprintf(out, cap, "%s", b); return; }
+    snprintf(out, cap, "%.*f", p - 1 - e > 0 ? p - 1 - e : 0, f);
+    if (!strchr(out, '.') && strlen(out) + 2 < cap) strcat(out, ".0");
+}
+
+ZS__PRIV int zs__pmeta_add(zs__pout *o, const char *key, size_t kn, const char *val, size_t vn) {
+    size_t k, v;
+    int r;
+    ZS__PTH_GROW(o->meta, o->cmeta, o->nmeta + 1, zs__pmeta);
+    if ((r = zs__ptxt(o, key, kn, &k)) != 0 || (r = zs__ptxt(o, val, vn, &v)) != 0) return r;
+    o->meta[o->nmeta].key = k;
+    o->meta[o->nmeta++].val = v;
+    return ZS_OK;
+}
+
+/* scalar -> metadata[key]; anything else is listed in o->skipped */
+ZS__PRIV int zs__pscalar(zs__pout *o, const zs__pv *v, const char *key, size_t klen) {
+    char num[48];
+    const char *s = num;
+    size_t k = strlen(o->skipped);
+    switch (v->kind) {
+    case ZS__PK_NONE: s = "None"; break;
+    case ZS__PK_BOOL: s = v->u.i ? "True" : "False"; break;
+    case ZS__PK_INT: snprintf(num, sizeof num, "%lld", (long long)v->u.i); break;
+    case ZS__PK_FLOAT: zs__pfloat_repr(v->u.f, num, sizeof num); break;
+    case ZS__PK_STR: return zs__pmeta_add(o, key, klen, zs__pstr(o->m, (int32_t)(v - o->m->v)), v->len);
+    default:
+        if (k + klen + 5 < sizeof o->skipped) snprintf(o->skipped + k, sizeof o->skipped - k, "%s%.*s", k ? "," : "", (int)klen, key);
+        else if (!strstr(o->skipped, ",...")) strcpy(o->skipped + (k + 5 < sizeof o->skipped ? k : sizeof o->skipped - 5), ",...");
+        return ZS_OK;
+    }
+    return zs__pmeta_add(o, key, klen, s, strlen(s));
+}
+
+/* key of a dict item as text (str or int), without a leading "module." */
+ZS__PRIV int zs__pkey(zs__pout *o, int32_t key, char *num, const char **s, size_t *n) {
+    const zs__pv *k = &o->m->v[key];
+    if (k->kind == ZS__PK_INT) {
+        *n = (size_t)snprintf(num, 32, "%lld", (long long)k->u.i);
+        *s = num;
+    } else if (k->kind == ZS__PK_STR) {
+        *s = zs__pstr(o->m, key);
+        *n = k->len;
+        if (memchr(*s, 0, *n)) return zs__fail(ZS_ERR_FORMAT, "%s: a dict key contains a NUL byte", o->m->who);
+    } else {
+        return zs__fail(ZS_ERR_FORMAT, "%s: dict key of type %s under '%s'", o->m->who, zs__pk_names[k->kind], o->path);
+    }
+    return ZS_OK;
+}
+
+ZS__PRIV int zs__pwalk(zs__pout *o, int32_t id, size_t plen, int depth) {
+    zs__pvm *m = o->m;
+    const zs__pv *v = &m->v[id];
+    int32_t c;
+    int r = ZS_OK, i = 0;
+    o->path[plen] = 0;
+    if (++o->visits > ZS_PTH_MAX_OBJECTS)
+        return zs__fail(ZS_ERR_FORMAT, "%s: more than ZS_PTH_MAX_OBJECTS values reached when flattening (shared-reference bomb?)", m->who);
+    if (depth > ZS_PTH_MAX_DEPTH)
+        return zs__fail(ZS_ERR_FORMAT, "%s: containers nested deeper than %d levels (or a cycle) at '%.200s'", m->who, ZS_PTH_MAX_DEPTH, o->path);
+    if (v->kind == ZS__PK_TENSOR) {
+        ZS__PTH_GROW(o->t, o->ct, o->nt + 1, zs__pname);
+        o->t[o->nt].ten = (int32_t)v->u.i;
+        if ((r = zs__ptxt(o, o->path, plen, &o->t[o->nt].name)) == 0) o->nt++;
+        return r;
+    }
+    if (v->kind == ZS__PK_DICT || v->kind == ZS__PK_LIST || v->kind == ZS__PK_TUPLE) {
+        for (c = v->head; c >= 0 && !r; c = m->c[c].next, i++) {
+            char num[32];
+            const char *s = num;
+            size_t n;
+            if (v->kind == ZS__PK_DICT) {
+                if ((r = zs__pkey(o, m->c[c].k, num, &s, &n)) != 0) return r;
+                if (n >= 7 && !memcmp(s, "module.", 7)) { s += 7; n -= 7; }
+            } else {
+                n = (size_t)snprintf(num, sizeof num, "%d", i);
+            }
+            if (plen + 1 + n >= sizeof o->path) return zs__fail(ZS_ERR_FORMAT, "%s: name longer than %d bytes under '%.200s'", m->who, ZS__PTH_PATH - 1, o->path);
+            if (plen) o->path[plen] = '.';
+            memcpy(o->path + plen + (plen ? 1 : 0), s, n);
+            r = zs__pwalk(o, m->c[c].v, plen + (plen ? 1 : 0) + n, depth + 1);
+            o->path[plen] = 0;
+        }
+        return r;
+    }
+    return zs__pscalar(o, v, o->path, plen);
+}
+
+/* the checkpoint layouts of SPEC 6, else a plain flattening */
+ZS__PRIV int zs__pflatten(zs__pout *o, int32_t root) {
+    static const char *const tcn[3][2] = {{"sketch_state_dict", "sketch"}, {"image_state_dict", "image"}, {"fc_state_dict", "fc"}};
+    zs__pvm *m = o->m;
+    const zs__pv *v = &m->v[root];
+    int32_t c, sd = -1;
+    int is_tcn = 0, j, r = ZS_OK;
+    if (v->kind != ZS__PK_DICT && v->kind != ZS__PK_LIST && v->kind != ZS__PK_TUPLE)
+        return zs__fail(ZS_ERR_FORMAT, "%s: the top-level object has type %s, not a dict of tensors", m->who, zs__pk_names[v->kind]);
+    for (c = v->kind == ZS__PK_DICT ? v->head : -1; c >= 0; c = m->c[c].next)
+        for (j = 0; j < 3; j++) is_tcn |= zs__pstr_is(m, m->c[c].k, tcn[j][0]) && m->v[m->c[c].v].kind == ZS__PK_DICT;
+    for (j = 0; j < 2 && !is_tcn && sd < 0; j++)
+        for (c = v->kind == ZS__PK_DICT ? v->head : -1; c >= 0 && sd < 0; c = m->c[c].next)
+            if (zs__pstr_is(m, m->c[c].k, j ? "state_dict" : "model") && m->v[m->c[c].v].kind == ZS__PK_DICT) sd = c;
+    if (!is_tcn && sd < 0) return zs__pwalk(o, root, 0, 0);
+    for (c = v->head; c >= 0 && !r; c = m->c[c].next) {
+        char num[32];
+        const char *s;
+        size_t n;
+        const zs__pv *x = &m->v[m->c[c].v];
+        if ((r = zs__pkey(o, m->c[c].k, num, &s, &n)) != 0) return r;
+        for (j = 0; j < 3 && !(is_tcn && x->kind == ZS__PK_DICT && zs__pstr_is(m, m->c[c].k, tcn[j][0])); j++) {}
+        if (j < 3) {
+            strcpy(o->path, tcn[j][1]);
+            r = zs__pwalk(o, m->c[c].v, strlen(tcn[j][1]), 1);
+        } else if (c == sd) {
+            r = zs__pwalk(o, m->c[c].v, 0, 1);
+        } else {
+            r = zs__pscalar(o, x, s, n);
+        }
+    }
+    return r;
+}
+
+/* ---- tensor data and the safetensors image ----------------------------------- */
+
+/* t's elements, contiguous, little-endian, into dst (F64 narrowed to F32) */
+ZS__PRIV int zs__pfill(zs__pvm *m, const zs__pten *t, unsigned char *dst) {
+    const zs__pstor *s = &m->st[t->stor];
+    const zs__pdtype *dt = &zs__pdtypes[s->dt];
+    uint64_t numel = 1, last = (uint64_t)t->off, want = 1, e;
+    int64_t idx[ZS_ST_MAX_DIMS];
+    int d, contig = 1, r;
+    unsigned char *buf;
+    for (d = t->ndim - 1; d >= 0; d--) {
+        if (t->shape[d] != 1 && (uint64_t)t->stride[d] != want) contig = 0;
+        want *= (uint64_t)t->shape[d];
+        numel *= (uint64_t)t->shape[d];
+        if (t->shape[d]) last += (uint64_t)(t->shape[d] - 1) * (uint64_t)t->stride[d];
+    }
+    if (!numel) return ZS_OK;
+    if (contig && dt->in == dt->out)
+        return zs__src_read(m->zip->src, m->zip->e[s->ent].data + (uint64_t)t->off * dt->in, dst, (size_t)(numel * dt->in));
+    /* views and conversions: the storage span the tensor touches, then gather */
+    buf = (unsigned char *)zs__malloc((size_t)((last - (uint64_t)t->off + 1) * dt->in), NULL);
+    if (!buf) return zs__fail(ZS_ERR_NOMEM, "%s: out of memory", m->who);
+    r = zs__src_read(m->zip->src, m->zip->e[s->ent].data + (uint64_t)t->off * dt->in, buf, (size_t)((last - (uint64_t)t->off + 1) * dt->in));
+    memset(idx, 0, sizeof idx);
+    for (e = 0; e < numel && !r; e++, dst += dt->out) {
+        uint64_t at = 0;
+        for (d = 0; d < t->ndim; d++) at += (uint64_t)idx[d] * (uint64_t)t->stride[d];
+        if (dt->in == 8 && dt->out == 4) { /* f64 -> f32, byte order independent */
+            uint64_t u = zs__le64(buf + at * 8);
+            double x;
+            float f;
+            uint32_t w;
+            memcpy(&x, &u, 8);
+            f = (float)x;
+            memcpy(&w, &f, 4);
+            for (d = 0; d < 4; d++) dst[d] = (unsigned char)(w >> (8 * d));
+        } else {
+            memcpy(dst, buf + at * dt->in, dt->in);
+        }
+        for (d = t->ndim - 1; d >= 0 && ++idx[d] == t->shape[d]; d--) idx[d] = 0;
+    }
+    zs__free(buf, NULL);
+    return r;
+}
+
+/* u64 header length, JSON header (zs_st_save's layout, padded to 8), data */
+ZS__PRIV int zs__pimage(zs__pout *o, void **img, size_t *img_n) {
+    zs__pvm *m = o->m;
+    zs__sbuf b;
+    uint64_t data = 0, off, limit = 4 * m->zip->src->size + (16u << 20);
+    size_t hlen = 0, total = 0;
+    unsigned char *out = NULL;
+    int pass, i, d, r = ZS_OK;
+    for (i = 0; i < o->nt; i++) { /* views may repeat (or broadcast) a storage: bound the copies */
+        const zs__pten *t = &m->t[o->t[i].ten];
+        uint64_t numel = 1, es = zs__pdtypes[m->st[t->stor].dt].out;
+        for (d = 0; d < t->ndim; d++) numel *= (uint64_t)t->shape[d]; /* <= INT64_MAX (zs__ptensor) */
+        if (numel > (limit - data) / es)
+            return zs__fail(ZS_ERR_FORMAT, "%s: tensors would expand to more than 4x the file size (repeated views of storages)", m->who);
+        data += numel * es;
+    }
+    memset(&b, 0, sizeof b);
+    for (pass = 0; pass < 2; pass++) {
+        b.n = 0;
+        zs__sputs(&b, "{");
+        if (o->nmeta) {
+            zs__sputs(&b, "\"__metadata__\":{");
+            for (i = 0; i < o->nmeta; i++) {
+                if (i) zs__sputs(&b, ",");
+                zs__sput_json_str(&b, o->txt + o->meta[i].key);
+                zs__sputs(&b, ":");
+                zs__sput_json_str(&b, o->txt + o->meta[i].val);
+            }
+            zs__sputs(&b, "}");
+        }
+        for (i = 0, off = 0; i < o->nt; i++) {
+            const zs__pten *t = &m->t[o->t[i].ten];
+            uint64_t n = zs__pdtypes[m->st[t->stor].dt].out;
+            if (i || o->nmeta) zs__sputs(&b, ",");
+            zs__sput_json_str(&b, o->txt + o->t[i].name);
+            zs__sputs(&b, ":{\"dtype\":\"");
+            zs__sputs(&b, zs__pdtypes[m->st[t->stor].dt].st);
+            zs__sputs(&b, "\",\"shape\":[");
+            for (d = 0; d < t->ndim; d++) {
+                if (d) zs__sputs(&b, ",");
+                zs__sput_u64(&b, (uint64_t)t->shape[d]);
+                n *= (uint64_t)t->shape[d];
+            }
+            zs__sputs(&b, "],\"data_offsets\":[");
+            zs__sput_u64(&b, off);
+            zs__sputs(&b, ",");
+            zs__sput_u64(&b, off += n);
+            zs__sputs(&b, "]}");
+        }
+        zs__sputs(&b, "}");
+        while (b.n % 8) zs__sputs(&b, " ");
+        if (pass == 0) {
+            hlen = b.n;
+            total = 8 + hlen + (size_t)data;
+            if ((uint64_t)(size_t)data != data || total < hlen || hlen > ZS__ST_MAX_HEADER)
+                return zs__fail(ZS_ERR_UNSUPPORTED, "%s: the converted file is too large for this platform", m->who);
+            out = (unsigned char *)zs__malloc(total, NULL);
+            if (!out) return zs__fail(ZS_ERR_NOMEM, "%s: out of memory (%zu bytes)", m->who, total);
+            b.p = (char *)out + 8;
+            b.cap = hlen;
+        }
+    }
+    for (d = 0; d < 8; d++) out[d] = (unsigned char)((uint64_t)hlen >> (8 * d));
+    for (i = 0, off = 8 + hlen; i < o->nt && !r; i++) {
+        const zs__pten *t = &m->t[o->t[i].ten];
+        uint64_t n = zs__pdtypes[m->st[t->stor].dt].out;
+        for (d = 0; d < t->ndim; d++) n *= (uint64_t)t->shape[d];
+        r = zs__pfill(m, t, out + off);
+        off += n;
+    }
+    if (r) { zs__free(out, NULL); return r; }
+    *img = out;
+    *img_n = total;
+    return ZS_OK;
+}
+
+/* ---- entry points ------------------------------------------------------------ */
+
+/* pickle of torch's legacy magic number 0x1950a86a20f9469cfc6c (LONG1, 10 bytes) */
+static const unsigned char zs__pth_legacy[12] = {0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
+
+ZS__PRIV int zs__pth_is_legacy(const unsigned char *b, size_t n) {
+    size_t i;
+    for (i = 0; n >= 12 && i + 12 <= n && b[0] == 0x80; i++)
+        if (!memcmp(b + i, zs__pth_legacy, 12)) return 1;
+    return 0;
+}
+
+/* converts the checkpoint in s into a safetensors image (*img from zs__malloc) */
+ZS__PRIV int zs__pth_convert(zs__src *s, const char *who, void **img, size_t *img_n) {
+    zs__zip z;
+    zs__pvm m;
+    zs__pout o;
+    unsigned char head[32], *small = NULL, *pkl = NULL;
+    int r, i;
+    int32_t root;
+    size_t hn = s->size < sizeof head ? (size_t)s->size : sizeof head;
+    memset(&z, 0, sizeof z);
+    memset(&m, 0, sizeof m);
+    memset(&o, 0, sizeof o);
+    *img = NULL;
+    if ((r = zs__src_read(s, 0, head, hn)) != 0) return r;
+    if (hn < 4 || (memcmp(head, "PK\3\4", 4) && memcmp(head, "PK\5\6", 4))) {
+        if (zs__pth_is_legacy(head, hn))
+            return zs__fail(ZS_ERR_UNSUPPORTED, "%s: legacy torch.save format not supported; re-save with PyTorch >= 1.6 "
+                            "(torch.save(torch.load(f), f2))", who);
+        return zs__fail(ZS_ERR_FORMAT, "%s: not a PyTorch checkpoint (no zip signature)", who);
+    }
+    z.src = s;
+    z.who = m.who = who;
+    m.zip = &z;
+    o.m = &m;
+    if ((r = zs__zip_open(&z)) != 0) goto done;
+    if ((i = zs__zip_find(&z, "byteorder", 9)) >= 0) {
+        if ((r = zs__zip_load(&z, i, 16, &small)) != 0) goto done;
+        if (strcmp((const char *)small, "little")) {
+            r = zs__fail(ZS_ERR_UNSUPPORTED, "%s: byte order '%.16s' is not supported (only little-endian checkpoints)", who, small);
+            goto done;
+        }
+        zs__free(small, NULL);
+        small = NULL;
+    }
+    if ((i = zs__zip_find(&z, "version", 7)) >= 0) {
+        char *end;
+        if ((r = zs__zip_load(&z, i, 32, &small)) != 0) goto done;
+        if (strtol((const char *)small, &end, 10) < 1 || end == (char *)small || (*end && strcmp(end, "\n"))) {
+            r = zs__fail(ZS_ERR_FORMAT, "%s: '%sversion' is not a positive number", who, z.prefix);
+            goto done;
+        }
+    }
+    if ((i = zs__zip_find(&z, "data.pkl", 8)) < 0) {
+        r = zs__fail(ZS_ERR_FORMAT, "%s: no '%sdata.pkl': not a torch.save checkpoint (TorchScript archives are not supported)", who, z.prefix);
+        goto done;
+    }
+    if ((r = zs__zip_load(&z, i, ZS_PTH_MAX_PICKLE, &pkl)) != 0) goto done;
+    m.p = pkl;
+    m.n = (size_t)z.e[i].size;
+    m.ent_stor = (int32_t *)zs__malloc((size_t)z.n * sizeof(int32_t), NULL);
+    if (!m.ent_stor) { r = zs__fail(ZS_ERR_NOMEM, "%s: out of memory", who); goto done; }
+    for (i = 0; i < z.n; i++) m.ent_stor[i] = -1;
+    if ((r = zs__prun(&m, &root)) != 0 || (r = zs__pflatten(&o, root)) != 0) goto done;
+    if (!o.skipped[0] || (r = zs__pmeta_add(&o, "pth.skipped", 11, o.skipped, strlen(o.skipped))) == 0)
+        r = zs__pimage(&o, img, img_n);
+done:
+    zs__free(small, NULL);
+    zs__free(pkl, NULL);
+    zs__free(z.cd, NULL);
+    zs__free(z.e, NULL);
+    zs__free(m.v, NULL);
+    zs__free(m.c, NULL);
+    zs__free(m.stk, NULL);
+    zs__free(m.marks, NULL);
+    zs__free(m.memo, NULL);
+    zs__free(m.st, NULL);
+    zs__free(m.t, NULL);
+    zs__free(m.ent_stor, NULL);
+    zs__free(o.txt, NULL);
+    zs__free(o.t, NULL);
+    zs__free(o.meta, NULL);
+    return r;
+}
+
+ZS__FN zs_safetensors *zs_pth_open(const char *path) {
+    char who[300];
+    zs__src s;
+    void *img;
+    size_t n = 0;
+    int r;
+    if (!path) { zs__fail(ZS_ERR_ARG, "zs_pth_open: NULL path"); return NULL; }
+    snprintf(who, sizeof who, "zs_pth_open(%.200s)", path);
+    if (zs__src_open(&s, path, who)) return NULL;
+    r = zs__pth_convert(&s, who, &img, &n);
+    zs__src_close(&s);
+    return r ? NULL : zs__st_open_owned(img, n, path);
+}
+
+ZS__FN zs_safetensors *zs_pth_open_memory(const void *buf, size_t n) {
+    zs__src s;
+    void *img;
+    size_t in = 0;
+    if (!buf && n) { zs__fail(ZS_ERR_ARG, "zs_pth_open_memory: NULL buffer"); return NULL; }
+    zs__src_memory(&s, buf ? buf : "", n, "zs_pth_open_memory(<memory>)");
+    if (zs__pth_convert(&s, s.who, &img, &in)) return NULL;
+    return zs__st_open_owned(img, in, "<converted .pth>");
+}
+
+ZS__FN int zs_pth_convert(const char *pth_path, const char *safetensors_path) {
+    char who[300];
+    zs__src s;
+    void *img;
+    size_t n = 0;
+    FILE *f;
+    int r;
+    if (!pth_path || !safetensors_path) return zs__fail(ZS_ERR_ARG, "zs_pth_convert: NULL path");
+    snprintf(who, sizeof who, "zs_pth_convert(%.200s)", pth_path);
+    if ((r = zs__src_open(&s, pth_path, who)) != 0) return r;
+    r = zs__pth_convert(&s, who, &img, &n);
+    zs__src_close(&s);
+    if (r) return r;
+    f = fopen(safetensors_path, "wb");
+    if (!f) r = zs__fail(ZS_ERR_IO, "%s: cannot create '%.200s': %s", who, safetensors_path, strerror(errno));
+    else if ((fwrite(img, 1, n, f) != n) | (fclose(f) != 0)) {
+        r = zs__fail(ZS_ERR_IO, "%s: cannot write '%.200s': %s", who, safetensors_path, strerror(errno));
+        remove(safetensors_path);
+    }
+    zs__free(img, NULL);
+    return r;
+}
+
+/* first bytes of a file (fewer if it is shorter); < 0 on error */
+ZS__PRIV int zs__pth_head(const char *path, const char *fn, unsigned char *b, size_t cap, size_t *n) {
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    if (!f) return zs__fail(path ? ZS_ERR_IO : ZS_ERR_ARG, "%s(%.200s): cannot open: %s", fn, path ? path : "(null)",
+                            path ? strerror(errno) : "NULL path");
+    *n = fread(b, 1, cap, f);
+    fclose(f);
+    return ZS_OK;
+}
+
+ZS__FN int zs_is_pth_file(const char *path) {
+    unsigned char b[4];
+    size_t n;
+    int r = zs__pth_head(path, "zs_is_pth_file", b, 4, &n);
+    if (r) return r;
+    return n == 4 && (!memcmp(b, "PK\3\4", 4) || !memcmp(b, "PK\5\6", 4));
+}
+
+ZS__FN zs_safetensors *zs_weights_open(const char *path) {
+    unsigned char b[32];
+    size_t n;
+    if (zs__pth_head(path, "zs_weights_open", b, sizeof b, &n)) return NULL;
+    if ((n >= 4 && (!memcmp(b, "PK\3\4", 4) || !memcmp(b, "PK\5\6", 4))) || zs__pth_is_legacy(b, n)) return zs_pth_open(path);
+    return zs_st_open(path);
+}
+
+#endif /* ZS_DEV_PTH_IMPL */
+
 /* ==================================================================== */
 /* [impl:zse] ZSE-SBIR model                                            */
 /* ==================================================================== */
@@ -9756,8 +11202,8 @@ ZS__FN int zs_zse_load(zs_zse *m, const char *path, int with_grad) {
     unsigned char *seen = NULL;
     if (!m || !path) return zs__fail(ZS_ERR_ARG, "zs_zse_load: NULL argument");
     memset(m, 0, sizeof *m);
-    st = zs_st_open(path);
-    if (!st) return ZS_ERR_FORMAT; /* zs_st_open set the message */
+    st = zs_weights_open(path); /* safetensors or .pth, by content */
+    if (!st) return ZS_ERR_FORMAT; /* the opener set the message */
     rc = zs__zse_infer_config(st, &c);
     if (rc == ZS_OK) rc = zs__zse_create(m, &c, with_grad);
     if (rc != ZS_OK) { zs_st_close(st); return rc; }
@@ -9876,6 +11322,1067 @@ ZS__FN int zs_zse_search(zs_ctx *ctx, zs_zse *m, const float *q, const float *qc
     }
     zs__free(sel, NULL);
     zs__free(sc, NULL);
+    return rc;
+}
+
+
+/* ==================================================================== */
+/* [impl:tcn] ResNet backbones and the TCN model                        */
+/* ==================================================================== */
+
+/* ---- exp (missing from [api:ops]; needed by the entropy weights) ---- */
+ZS__PRIV int zs__tcn_exp_bwd(zs_ctx *ctx, zs_tensor *out) {
+    zs_tensor *a = out->src[0];
+    const float *y = (const float *)out->data;
+    int64_t i, n = zs_numel(a);
+    float *ga;
+    ZS__GRAD_OR_FAIL(ga, ctx, a);
+    for (i = 0; ga && i < n; i++) ga[i] += out->grad[i] * y[i];
+    return ZS_OK;
+}
+
+/* y = exp(a), elementwise (libm expf: exact to an ulp). */
+ZS__PRIV zs_tensor *zs__tcn_exp(zs_ctx *ctx, zs_tensor *a) {
+    zs_tensor *t;
+    const float *x;
+    float *y;
+    int64_t i, n;
+    if (!zs__ok1(ctx, a, "zs_exp")) return NULL;
+    a = zs__contig(ctx, a);
+    if (!a) return NULL;
+    t = zs__op_new(ctx, "exp", zs__tcn_exp_bwd, a->ndim, a->shape, a, NULL, NULL, NULL);
+    if (!t) return NULL;
+    x = (const float *)a->data;
+    y = (float *)t->data;
+    n = zs_numel(a);
+    for (i = 0; i < n; i++) y[i] = expf(x[i]);
+    return t;
+}
+
+/* ---- config ---------------------------------------------------------- */
+
+ZS__FN int zs_resnet_config_named(zs_resnet_config *c, const char *name) {
+    static const int l18[4] = {2, 2, 2, 2}, l34[4] = {3, 4, 6, 3}, ltiny[4] = {1, 2, 1, 1};
+    static const int p_full[4] = {64, 128, 256, 512}, p_tiny[4] = {4, 4, 8, 8};
+    const int *l, *p;
+    int i;
+    if (!c || !name) return zs__fail(ZS_ERR_ARG, "zs_resnet_config_named: NULL argument");
+    memset(c, 0, sizeof *c);
+    c->stem = 64;
+    c->num_classes = 1000;
+    p = p_full;
+    if (!strcmp(name, "resnet18")) { l = l18; c->bottleneck = 0; }
+    else if (!strcmp(name, "resnet34")) { l = l34; c->bottleneck = 0; }
+    else if (!strcmp(name, "resnet50")) { l = l34; c->bottleneck = 1; }
+    else if (!strcmp(name, "tiny")) { l = ltiny; p = p_tiny; c->bottleneck = 1; c->stem = 8; c->num_classes = 10; }
+    else return zs__fail(ZS_ERR_ARG, "zs_resnet_config_named: unknown \"%s\" (resnet18, resnet34, resnet50, tiny)", name);
+    for (i = 0; i < 4; i++) { c->layers[i] = l[i]; c->planes[i] = p[i]; }
+    return ZS_OK;
+}
+
+ZS__FN int zs_resnet_config_check(const zs_resnet_config *c) {
+    int i;
+    if (!c) return zs__fail(ZS_ERR_ARG, "resnet config: NULL");
+    if (c->bottleneck != 0 && c->bottleneck != 1) return zs__fail(ZS_ERR_ARG, "resnet config: bottleneck must be 0 or 1, got %d", c->bottleneck);
+    if (c->stem < 1 || c->stem > 65536) return zs__fail(ZS_ERR_ARG, "resnet config: stem width %d outside [1, 65536]", c->stem);
+    for (i = 0; i < 4; i++) {
+        if (c->layers[i] < 1 || c->layers[i] > ZS_RESNET_MAX_BLOCKS)
+            return zs__fail(ZS_ERR_ARG, "resnet config: layer%d has %d blocks, need 1..%d", i + 1, c->layers[i], ZS_RESNET_MAX_BLOCKS);
+        if (c->planes[i] < 1 || c->planes[i] > 65536)
+            return zs__fail(ZS_ERR_ARG, "resnet config: layer%d width %d outside [1, 65536]", i + 1, c->planes[i]);
+    }
+    if (c->num_classes < 0 || c->num_classes > (1 << 24)) return zs__fail(ZS_ERR_ARG, "resnet config: num_classes %d outside [0, 2^24]", c->num_classes);
+    return ZS_OK;
+}
+
+ZS__FN int zs_resnet_feature_dim(const zs_resnet_config *c) { return c ? c->planes[3] * (c->bottleneck ? 4 : 1) : 0; }
+
+ZS__FN zs_tcn_config zs_tcn_config_default(void) {
+    zs_tcn_config c;
+    memset(&c, 0, sizeof c);
+    zs_resnet_config_named(&c.backbone, "resnet50");
+    c.backbone.num_classes = 0;
+    c.dim = 64; c.n_classes = 100; c.kd_classes = 1000; c.wv_dim = 300;
+    c.mssbn = 0; c.dropout = -1.0f; c.mssbn_eval_own_stats = 0;
+    c.w_cls = 1.0f; c.w_kd = 1.0f; c.w_share = 1000.0f; c.w_sbh = 1.0f;
+    return c;
+}
+
+ZS__FN zs_tcn_config zs_tcn_config_tiny(void) {
+    zs_tcn_config c = zs_tcn_config_default();
+    zs_resnet_config_named(&c.backbone, "tiny");
+    c.backbone.num_classes = 0;
+    c.dim = 16; c.n_classes = 5; c.kd_classes = 10; c.wv_dim = 12;
+    return c;
+}
+
+ZS__FN int zs_tcn_config_check(const zs_tcn_config *c) {
+    int rc;
+    if (!c) return zs__fail(ZS_ERR_ARG, "tcn config: NULL");
+    if ((rc = zs_resnet_config_check(&c->backbone)) != ZS_OK) return rc;
+    if (c->dim < 1 || c->dim > 65536 || c->n_classes < 1 || c->n_classes > (1 << 24) || c->kd_classes < 1 ||
+        c->kd_classes > (1 << 24) || c->wv_dim < 1 || c->wv_dim > 65536)
+        return zs__fail(ZS_ERR_ARG, "tcn config: dim %d, n_classes %d, kd_classes %d, wv_dim %d must be positive (and sane)", c->dim,
+                        c->n_classes, c->kd_classes, c->wv_dim);
+    if (c->mssbn != 0 && c->mssbn != 1) return zs__fail(ZS_ERR_ARG, "tcn config: mssbn must be 0 or 1");
+    if (!(c->dropout < 1.0f)) return zs__fail(ZS_ERR_ARG, "tcn config: dropout %g must be < 1 (negative: release rule)", (double)c->dropout);
+    if (!(c->w_cls >= 0.0f && c->w_kd >= 0.0f && c->w_share >= 0.0f && c->w_sbh >= 0.0f))
+        return zs__fail(ZS_ERR_ARG, "tcn config: loss weights must be >= 0");
+    return ZS_OK;
+}
+
+/* dropout p of the MSSBN head: release rule 0.5 if log2 D <= 6, else 0.7 */
+ZS__PRIV float zs__tcn_dropout(const zs_tcn_config *c) {
+    if (!c->mssbn) return 0.0f;
+    if (c->dropout >= 0.0f) return c->dropout;
+    return c->dim <= 64 ? 0.5f : 0.7f;
+}
+
+/* ---- declaration: one walk both declares (bind 0) and binds (bind 1) ---- */
+
+typedef struct zs__rn_walk {
+    zs_params *p;
+    int bind;  /* 0: add tensors; 1: bind pointers from index j */
+    int j;
+    int bad;
+} zs__rn_walk;
+
+/* declare or bind one tensor; frozen marks running statistics */
+ZS__PRIV zs_tensor *zs__rn_t(zs__rn_walk *w, int frozen, int nd, int64_t a, int64_t b, int64_t c, int64_t d, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 8, 9)))
+#endif
+    ;
+ZS__PRIV zs_tensor *zs__rn_t(zs__rn_walk *w, int frozen, int nd, int64_t a, int64_t b, int64_t c, int64_t d, const char *fmt, ...) {
+    char name[160];
+    int64_t s[4];
+    va_list ap;
+    int idx;
+    if (w->bind) return &w->p->t[w->j++];
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    s[0] = a; s[1] = b; s[2] = c; s[3] = d;
+    idx = zs_params_add(w->p, name, nd, s);
+    if (idx < 0) { w->bad = 1; return NULL; }
+    if (frozen) zs_param_set_frozen(&w->p->t[idx], 1);
+    return NULL;
+}
+
+
+/* running statistics of BN `mid` (full name prefix pre+mid) */
+ZS__PRIV void zs__rn_bn(zs__rn_walk *w, zs_resnet_bn *bn, int64_t C, const char *pre, const char *mid) {
+    bn->w = zs__rn_t(w, 0, 1, C, 0, 0, 0, "%s%s.weight", pre, mid);
+    bn->b = zs__rn_t(w, 0, 1, C, 0, 0, 0, "%s%s.bias", pre, mid);
+    bn->mean = zs__rn_t(w, 1, 1, C, 0, 0, 0, "%s%s.running_mean", pre, mid);
+    bn->var = zs__rn_t(w, 1, 1, C, 0, 0, 0, "%s%s.running_var", pre, mid);
+}
+
+/* every tensor of a ResNet in torchvision's state-dict order, names prefixed */
+ZS__PRIV void zs__rn_walk_net(zs__rn_walk *w, zs_resnet *r, const char *pre) {
+    const zs_resnet_config *c = &r->cfg;
+    int exp = c->bottleneck ? 4 : 1, nconv = c->bottleneck ? 3 : 2, s, i, q, k = 0;
+    int64_t in = c->stem;
+    char bp[192], nm[16];
+    r->conv1 = zs__rn_t(w, 0, 4, c->stem, 3, 7, 7, "%sconv1.weight", pre);
+    zs__rn_bn(w, &r->bn1, c->stem, pre, "bn1");
+    for (s = 0; s < 4; s++)
+        for (i = 0; i < c->layers[s]; i++) {
+            zs_resnet_block *b = &r->blocks[k++];
+            int64_t P = c->planes[s], out = P * exp;
+            b->stride = (s > 0 && i == 0) ? 2 : 1;
+            snprintf(bp, sizeof bp, "%slayer%d.%d.", pre, s + 1, i);
+            memset(&b->bn[2], 0, sizeof b->bn[2]);
+            b->conv[2] = NULL;
+            for (q = 0; q < nconv; q++) {
+                /* Bottleneck: 1x1 in->P, 3x3 P->P (stride), 1x1 P->4P;
+                   BasicBlock: 3x3 in->P (stride), 3x3 P->P */
+                int64_t o = (c->bottleneck && q == 2) ? out : P, ci = q == 0 ? in : P;
+                int64_t ks = (c->bottleneck && q != 1) ? 1 : 3;
+                b->conv[q] = zs__rn_t(w, 0, 4, o, ci, ks, ks, "%sconv%d.weight", bp, q + 1);
+                snprintf(nm, sizeof nm, "bn%d", q + 1);
+                zs__rn_bn(w, &b->bn[q], o, bp, nm);
+            }
+            if (b->stride != 1 || in != out) {
+                b->down = zs__rn_t(w, 0, 4, out, in, 1, 1, "%sdownsample.0.weight", bp);
+                zs__rn_bn(w, &b->down_bn, out, bp, "downsample.1");
+            } else {
+                b->down = NULL;
+                memset(&b->down_bn, 0, sizeof b->down_bn);
+            }
+            in = out;
+        }
+    if (c->num_classes > 0) {
+        r->fc_w = zs__rn_t(w, 0, 2, c->num_classes, in, 0, 0, "%sfc.weight", pre);
+        r->fc_b = zs__rn_t(w, 0, 1, c->num_classes, 0, 0, 0, "%sfc.bias", pre);
+    } else r->fc_w = r->fc_b = NULL;
+}
+
+/* structure of one net (blocks array); tensors are declared by the caller */
+ZS__PRIV int zs__rn_setup(zs_resnet *r, const zs_resnet_config *c) {
+    int s, rc;
+    memset(r, 0, sizeof *r);
+    if ((rc = zs_resnet_config_check(c)) != ZS_OK) return rc;
+    r->cfg = *c;
+    for (s = 0; s < 4; s++) r->n_blocks += c->layers[s];
+    r->blocks = (zs_resnet_block *)zs__malloc(sizeof(zs_resnet_block) * (size_t)r->n_blocks, NULL);
+    if (!r->blocks) return zs__fail(ZS_ERR_NOMEM, "resnet: out of memory");
+    memset(r->blocks, 0, sizeof(zs_resnet_block) * (size_t)r->n_blocks);
+    return ZS_OK;
+}
+
+ZS__FN void zs_resnet_free(zs_resnet *r) {
+    if (!r) return;
+    zs_params_free(&r->params);
+    zs__free(r->blocks, NULL);
+    memset(r, 0, sizeof *r);
+}
+
+/* standalone net: setup, declare, allocate, bind */
+/* max_numel bounds the store before anything is allocated: a loader passes
+   the file's float count, so a config inferred from a few small tensors
+   cannot ask for more memory than the file could fill */
+ZS__PRIV int zs__rn_create(zs_resnet *r, const zs_resnet_config *c, int with_grad, size_t max_numel) {
+    zs__rn_walk w;
+    int rc = zs__rn_setup(r, c);
+    if (rc != ZS_OK) return rc;
+    zs_params_init(&r->params, NULL);
+    memset(&w, 0, sizeof w);
+    w.p = &r->params;
+    zs__rn_walk_net(&w, r, "");
+    if (w.bad) { zs_resnet_free(r); return ZS_ERR_NOMEM; }
+    if (r->params.numel > max_numel) {
+        size_t n = r->params.numel;
+        zs_resnet_free(r);
+        return zs__fail(ZS_ERR_FORMAT, "resnet: the inferred config needs %zu floats but the file holds %zu", n, max_numel);
+    }
+    rc = with_grad ? zs_params_alloc(&r->params) : zs_params_alloc_data(&r->params);
+    if (rc != ZS_OK) { zs_resnet_free(r); return rc; }
+    w.bind = 1;
+    zs__rn_walk_net(&w, r, "");
+    return ZS_OK;
+}
+
+/* the conv weights of a net in state-dict order (pairs across encoders line up) */
+ZS__PRIV int zs__rn_convs(const zs_resnet *r, zs_tensor **out, int cap) {
+    int n = 0, k, q;
+    if (n < cap) out[n] = r->conv1;
+    n++;
+    for (k = 0; k < r->n_blocks; k++) {
+        const zs_resnet_block *b = &r->blocks[k];
+        for (q = 0; q < 3; q++)
+            if (b->conv[q]) { if (n < cap) out[n] = b->conv[q]; n++; }
+        if (b->down) { if (n < cap) out[n] = b->down; n++; }
+    }
+    return n;
+}
+
+ZS__PRIV int zs__rn_bns(zs_resnet *r, zs_resnet_bn **out, int cap) {
+    int n = 0, k, q;
+    if (n < cap) out[n] = &r->bn1;
+    n++;
+    for (k = 0; k < r->n_blocks; k++) {
+        zs_resnet_block *b = &r->blocks[k];
+        for (q = 0; q < 3; q++)
+            if (b->conv[q]) { if (n < cap) out[n] = &b->bn[q]; n++; }
+        if (b->down) { if (n < cap) out[n] = &b->down_bn; n++; }
+    }
+    return n;
+}
+
+ZS__PRIV void zs__tcn_fill_uniform_seed(zs_tensor *t, uint64_t key, float bound) {
+    int64_t i, n = zs_numel(t);
+    float *x = (float *)t->data;
+    for (i = 0; i < n; i++) x[i] = bound * (2.0f * zs__hash_uniform(key, (uint64_t)i) - 1.0f);
+}
+
+ZS__PRIV void zs__tcn_bn_reset(zs_resnet_bn *bn) {
+    zs_tensor_fill(bn->w, 1.0f);
+    zs_tensor_fill(bn->b, 0.0f);
+    zs_tensor_fill(bn->mean, 0.0f);
+    zs_tensor_fill(bn->var, 1.0f);
+}
+
+/* nn.Linear default: weight and bias U(-1/sqrt(in), 1/sqrt(in)) */
+ZS__PRIV void zs__tcn_linear_init(zs_tensor *w, zs_tensor *b, uint64_t seed, uint64_t salt) {
+    float bound = 1.0f / sqrtf((float)w->shape[1]);
+    zs__tcn_fill_uniform_seed(w, zs__mix64(seed ^ zs__mix64(salt)), bound);
+    if (b) zs__tcn_fill_uniform_seed(b, zs__mix64(seed ^ zs__mix64(salt + 1)), bound);
+}
+
+/* torchvision init: Kaiming normal (fan_out, relu) convs, BN 1/0, fc Linear default */
+ZS__PRIV void zs__rn_init_values(zs_resnet *r, uint64_t seed) {
+    zs_tensor *convs[512];
+    zs_resnet_bn *bns[512];
+    int n = zs__rn_convs(r, convs, 512), i;
+    for (i = 0; i < n && i < 512; i++) {
+        zs_tensor *t = convs[i];
+        zs__fill_normal_seed(t, zs__mix64(seed ^ zs__mix64((uint64_t)i + 1)),
+                             sqrtf(2.0f / (float)(t->shape[0] * t->shape[2] * t->shape[3])));
+    }
+    n = zs__rn_bns(r, bns, 512);
+    for (i = 0; i < n && i < 512; i++) zs__tcn_bn_reset(bns[i]);
+    if (r->fc_w) zs__tcn_linear_init(r->fc_w, r->fc_b, seed, 0xfc);
+}
+
+ZS__FN int zs_resnet_init(zs_resnet *r, const zs_resnet_config *c, int with_grad, uint64_t seed) {
+    int rc;
+    if (!r) return zs__fail(ZS_ERR_ARG, "zs_resnet_init: NULL net");
+    if ((rc = zs__rn_create(r, c, with_grad, (size_t)-1)) != ZS_OK) return rc;
+    if (4 * r->n_blocks + 1 > 512) { zs_resnet_free(r); return zs__fail(ZS_ERR_ARG, "zs_resnet_init: too many blocks"); }
+    zs__rn_init_values(r, seed);
+    return ZS_OK;
+}
+
+/* ---- forward --------------------------------------------------------- */
+
+ZS__PRIV zs_tensor *zs__rn_bn_apply(zs_ctx *ctx, const zs_resnet_bn *bn, zs_tensor *x) {
+    return zs_batch_norm(ctx, x, bn->w, bn->b, bn->mean, bn->var, ZS_RESNET_BN_MOMENTUM, ZS_RESNET_BN_EPS);
+}
+
+ZS__PRIV zs_tensor *zs__rn_block(zs_ctx *ctx, const zs_resnet_config *c, zs_resnet_block *b, zs_tensor *x) {
+    int s = b->stride;
+    zs_tensor *o, *id;
+    if (c->bottleneck) {
+        o = zs_relu(ctx, zs__rn_bn_apply(ctx, &b->bn[0], zs_conv2d(ctx, x, b->conv[0], NULL, 1, 1, 0, 0)));
+        o = zs_relu(ctx, zs__rn_bn_apply(ctx, &b->bn[1], zs_conv2d(ctx, o, b->conv[1], NULL, s, s, 1, 1)));
+        o = zs__rn_bn_apply(ctx, &b->bn[2], zs_conv2d(ctx, o, b->conv[2], NULL, 1, 1, 0, 0));
+    } else {
+        o = zs_relu(ctx, zs__rn_bn_apply(ctx, &b->bn[0], zs_conv2d(ctx, x, b->conv[0], NULL, s, s, 1, 1)));
+        o = zs__rn_bn_apply(ctx, &b->bn[1], zs_conv2d(ctx, o, b->conv[1], NULL, 1, 1, 1, 1));
+    }
+    id = b->down ? zs__rn_bn_apply(ctx, &b->down_bn, zs_conv2d(ctx, x, b->down, NULL, s, s, 0, 0)) : x;
+    return zs_relu(ctx, zs_add(ctx, o, id));
+}
+
+ZS__PRIV zs_tensor *zs__rn_stem(zs_ctx *ctx, zs_resnet *r, zs_tensor *x) {
+    x = zs_relu(ctx, zs__rn_bn_apply(ctx, &r->bn1, zs_conv2d(ctx, x, r->conv1, NULL, 2, 2, 3, 3)));
+    return zs_max_pool2d(ctx, x, 3, 2, 1);
+}
+
+/* Checkpointed block. zs_checkpoint calls this once without gradients
+   (the forward) and again with them in backward (the recompute): the
+   recompute runs in the forward's mode and puts the block's running
+   statistics back afterwards, so they are updated exactly once. */
+typedef struct zs__rn_ckpt { const zs_resnet_config *cfg; zs_resnet_block *b; int training; } zs__rn_ckpt;
+
+ZS__PRIV zs_tensor *zs__rn_ckpt_fn(zs_ctx *ctx, void *user, zs_tensor *x) {
+    zs__rn_ckpt *u = (zs__rn_ckpt *)user;
+    zs_resnet_bn *bns[4];
+    float *save;
+    int n = 0, q, i, old;
+    size_t off = 0, tot = 0;
+    zs_tensor *y;
+    if (!ctx->grad_enabled) return zs__rn_block(ctx, u->cfg, u->b, x);
+    for (q = 0; q < 3; q++) if (u->b->conv[q]) bns[n++] = &u->b->bn[q];
+    if (u->b->down) bns[n++] = &u->b->down_bn;
+    for (i = 0; i < n; i++) tot += 2 * (size_t)zs_numel(bns[i]->mean);
+    save = (float *)zs__arena_alloc(&ctx->arena, tot * sizeof(float) + 4);
+    if (!save) { zs__fail(ZS_ERR_NOMEM, "resnet checkpoint: arena exhausted"); return zs__op_fail(ctx, ZS_ERR_NOMEM); }
+    for (i = 0; i < n; i++) {
+        size_t c = (size_t)zs_numel(bns[i]->mean);
+        memcpy(save + off, bns[i]->mean->data, c * sizeof(float));
+        memcpy(save + off + c, bns[i]->var->data, c * sizeof(float));
+        off += 2 * c;
+    }
+    old = zs_set_training(ctx, u->training);
+    y = zs__rn_block(ctx, u->cfg, u->b, x);
+    zs_set_training(ctx, old);
+    for (off = 0, i = 0; i < n; i++) {
+        size_t c = (size_t)zs_numel(bns[i]->mean);
+        memcpy(bns[i]->mean->data, save + off, c * sizeof(float));
+        memcpy(bns[i]->var->data, save + off + c, c * sizeof(float));
+        off += 2 * c;
+    }
+    return y;
+}
+
+/* does a forward of r on x record anything? */
+ZS__PRIV int zs__rn_recording(zs_ctx *ctx, zs_resnet *r, zs_tensor *x) {
+    zs_tensor *convs[512];
+    zs_resnet_bn *bns[512];
+    int i, n;
+    if (!ctx->grad_enabled) return 0;
+    if (zs__needs_grad(x)) return 1;
+    n = zs__rn_convs(r, convs, 512);
+    for (i = 0; i < n && i < 512; i++) if (zs__needs_grad(convs[i])) return 1;
+    n = zs__rn_bns(r, bns, 512);
+    for (i = 0; i < n && i < 512; i++) if (zs__needs_grad(bns[i]->w) || zs__needs_grad(bns[i]->b)) return 1;
+    return 0;
+}
+
+ZS__PRIV int64_t zs__rn_odim(int64_t n, int64_t k, int64_t s, int64_t p) { return (n + 2 * p - k) / s + 1; }
+
+/* Without a tape, keep only the result: it is copied into a tensor made
+   before the mark, then everything the step allocated is released. */
+ZS__PRIV zs_tensor *zs__rn_keep(zs_ctx *ctx, zs_tensor *hold, zs_mark mk, zs_tensor *y) {
+    if (hold && y && zs_numel(hold) == zs_numel(y) && zs_is_contiguous(y)) {
+        memcpy(hold->data, y->data, (size_t)zs_numel(y) * sizeof(float));
+        zs_ctx_release(ctx, mk);
+        return hold;
+    }
+    if (hold && y) {
+        zs__fail(ZS_ERR_STATE, "resnet: internal shape mismatch");
+        zs__op_fail(ctx, ZS_ERR_STATE);
+    }
+    zs_ctx_release(ctx, mk);
+    return NULL;
+}
+
+ZS__FN zs_tensor *zs_resnet_features(zs_ctx *ctx, zs_resnet *r, zs_tensor *x) {
+    int rec, k, s, i;
+    int64_t sh[4];
+    zs_mark mk;
+    zs_tensor *hold;
+    if (!ctx || !r || !x) return NULL;
+    if (!r->conv1) { zs__fail(ZS_ERR_STATE, "zs_resnet_features: net not initialised"); return zs__op_fail(ctx, ZS_ERR_STATE); }
+    if (x->ndim != 4 || x->shape[1] != 3) return zs__shape_fail(ctx, "zs_resnet_features", x, NULL, "images must be [B,3,H,W]");
+    rec = zs__rn_recording(ctx, r, x);
+    if (rec) x = zs__rn_stem(ctx, r, x);
+    else {
+        sh[0] = x->shape[0]; sh[1] = r->cfg.stem;
+        sh[2] = zs__rn_odim(zs__rn_odim(x->shape[2], 7, 2, 3), 3, 2, 1);
+        sh[3] = zs__rn_odim(zs__rn_odim(x->shape[3], 7, 2, 3), 3, 2, 1);
+        hold = sh[2] > 0 && sh[3] > 0 ? zs_tensor_new(ctx, ZS_F32, 4, sh) : NULL;
+        mk = zs_ctx_mark(ctx);
+        x = zs__rn_keep(ctx, hold, mk, zs__rn_stem(ctx, r, x));
+    }
+    for (k = 0, s = 0; s < 4; s++)
+        for (i = 0; i < r->cfg.layers[s]; i++, k++) {
+            zs_resnet_block *b = &r->blocks[k];
+            if (!x) return NULL;
+            if (rec && r->checkpoint) {
+                zs__rn_ckpt *u = (zs__rn_ckpt *)zs__arena_alloc(&ctx->arena, sizeof(zs__rn_ckpt));
+                if (!u) { zs__fail(ZS_ERR_NOMEM, "resnet: arena exhausted"); return zs__op_fail(ctx, ZS_ERR_NOMEM); }
+                u->cfg = &r->cfg; u->b = b; u->training = ctx->training;
+                x = zs_checkpoint(ctx, zs__rn_ckpt_fn, u, x);
+                continue;
+            }
+            if (rec) { x = zs__rn_block(ctx, &r->cfg, b, x); continue; }
+            sh[0] = x->shape[0];
+            sh[1] = (int64_t)r->cfg.planes[s] * (r->cfg.bottleneck ? 4 : 1);
+            sh[2] = zs__rn_odim(x->shape[2], 3, b->stride, 1);
+            sh[3] = zs__rn_odim(x->shape[3], 3, b->stride, 1);
+            hold = zs_tensor_new(ctx, ZS_F32, 4, sh);
+            mk = zs_ctx_mark(ctx);
+            x = zs__rn_keep(ctx, hold, mk, zs__rn_block(ctx, &r->cfg, b, x));
+        }
+    return zs_avg_pool_global(ctx, x);
+}
+
+ZS__FN zs_tensor *zs_resnet_forward(zs_ctx *ctx, zs_resnet *r, zs_tensor *x) {
+    zs_tensor *f = zs_resnet_features(ctx, r, x);
+    if (!f || !r->fc_w) return f;
+    return zs_linear(ctx, f, r->fc_w, r->fc_b);
+}
+
+/* ---- weight files ------------------------------------------------------ */
+
+/* An open safetensors file with every name normalised: "module" components
+   (DataParallel) removed wherever they appear. */
+typedef struct zs__tcn_file {
+    zs_safetensors *st;
+    int n;
+    char **names;
+    unsigned char *seen;
+} zs__tcn_file;
+
+ZS__PRIV void zs__tcn_file_close(zs__tcn_file *f) {
+    int i;
+    for (i = 0; f->names && i < f->n; i++) zs__free(f->names[i], NULL);
+    zs__free(f->names, NULL);
+    zs__free(f->seen, NULL);
+    if (f->st) zs_st_close(f->st);
+    memset(f, 0, sizeof *f);
+}
+
+ZS__PRIV int zs__tcn_file_open(zs__tcn_file *f, const char *path) {
+    int i;
+    memset(f, 0, sizeof *f);
+    f->st = zs_st_open(path);
+    if (!f->st) return ZS_ERR_FORMAT; /* message set */
+    f->n = zs_st_count(f->st);
+    f->names = (char **)zs__malloc(sizeof(char *) * (size_t)(f->n ? f->n : 1), NULL);
+    f->seen = (unsigned char *)zs__malloc((size_t)(f->n ? f->n : 1), NULL);
+    if (!f->names || !f->seen) { zs__tcn_file_close(f); return zs__fail(ZS_ERR_NOMEM, "%s: out of memory", path); }
+    memset(f->names, 0, sizeof(char *) * (size_t)(f->n ? f->n : 1));
+    memset(f->seen, 0, (size_t)(f->n ? f->n : 1));
+    for (i = 0; i < f->n; i++) {
+        const char *src = zs_st_get(f->st, i)->name;
+        size_t L = strlen(src), o = 0;
+        char *dst = (char *)zs__malloc(L + 1, NULL);
+        if (!dst) { zs__tcn_file_close(f); return zs__fail(ZS_ERR_NOMEM, "%s: out of memory", path); }
+        while (*src) {
+            const char *e = strchr(src, '.');
+            size_t cl = e ? (size_t)(e - src) : strlen(src);
+            if (!(cl == 6 && !strncmp(src, "module", 6))) {
+                if (o) dst[o++] = '.';
+                memcpy(dst + o, src, cl);
+                o += cl;
+            }
+            src += cl;
+            if (*src == '.') src++;
+        }
+        dst[o] = 0;
+        f->names[i] = dst;
+    }
+    return ZS_OK;
+}
+
+/* total element count of the file's tensors (each bounded by the file size) */
+ZS__PRIV size_t zs__tcn_file_floats(const zs__tcn_file *f) {
+    size_t s = 0;
+    int i;
+    for (i = 0; i < f->n; i++) s += (size_t)zs_st_get(f->st, i)->numel;
+    return s;
+}
+
+ZS__PRIV int zs__tcn_file_find(const zs__tcn_file *f, const char *name) {
+    int i;
+    for (i = 0; i < f->n; i++) if (!strcmp(f->names[i], name)) return i;
+    return -1;
+}
+
+ZS__PRIV const zs_st_info *zs__tcn_file_info(const zs__tcn_file *f, const char *fmt, const char *a, const char *b) {
+    char name[256];
+    int i;
+    snprintf(name, sizeof name, fmt, a, b);
+    i = zs__tcn_file_find(f, name);
+    return i < 0 ? NULL : zs_st_get(f->st, i);
+}
+
+typedef struct zs__tcn_report { char text[1024]; size_t n; int problems; } zs__tcn_report;
+
+ZS__PRIV void zs__tcn_note(zs__tcn_report *r, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+ZS__PRIV void zs__tcn_note(zs__tcn_report *r, const char *fmt, ...) {
+    va_list ap;
+    r->problems++;
+    if (r->n >= sizeof r->text) return;
+    va_start(ap, fmt);
+    r->n += (size_t)vsnprintf(r->text + r->n, sizeof r->text - r->n, fmt, ap);
+    va_end(ap);
+}
+
+/* read tensor `name` of the file into p; returns 1 if found */
+ZS__PRIV int zs__tcn_read(zs__tcn_file *f, zs_tensor *p, const char *name, int optional, zs__tcn_report *rep) {
+    const zs_st_info *t;
+    int i = zs__tcn_file_find(f, name), d, same;
+    if (i < 0) {
+        if (!optional) zs__tcn_note(rep, " missing %s;", name);
+        return 0;
+    }
+    f->seen[i] = 1;
+    t = zs_st_get(f->st, i);
+    same = t->ndim == p->ndim;
+    for (d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
+    if (!same) {
+        char a[96];
+        zs__tcn_note(rep, " %s has shape %s in the model but %d dims [%lld,...] in the file;", name, zs_shape_str(p, a, sizeof a), t->ndim,
+                     t->ndim ? (long long)t->shape[0] : 0LL);
+        return 1;
+    }
+    if (t->type == ZS_TYPE_COUNT) { zs__tcn_note(rep, " %s has unsupported dtype %s;", name, t->dtype); return 1; }
+    if (zs_st_read(f->st, t, p->data, ZS_F32, (size_t)zs_numel(p)) != ZS_OK) zs__tcn_note(rep, " %s: %s;", name, zs_last_error());
+    return 1;
+}
+
+ZS__PRIV int zs__tcn_is_nbt(const char *n) { return strstr(n, "num_batches_tracked") != NULL; }
+
+/* every tensor under prefix not read (num_batches_tracked excepted) */
+ZS__PRIV void zs__tcn_unexpected(const zs__tcn_file *f, const char *prefix, zs__tcn_report *rep) {
+    int i;
+    size_t L = strlen(prefix);
+    for (i = 0; i < f->n; i++)
+        if (!f->seen[i] && !strncmp(f->names[i], prefix, L) && !zs__tcn_is_nbt(f->names[i]))
+            zs__tcn_note(rep, " unexpected %s;", zs_st_get(f->st, i)->name);
+}
+
+/* backbone config from the shapes under prefix */
+ZS__PRIV int zs__rn_infer(const zs__tcn_file *f, const char *pre, const char *path, zs_resnet_config *c) {
+    const zs_st_info *t;
+    char mid[64];
+    int s, i;
+    memset(c, 0, sizeof *c);
+    t = zs__tcn_file_info(f, "%s%s", pre, "conv1.weight");
+    if (!t || t->ndim != 4 || t->shape[1] != 3 || t->shape[2] != 7 || t->shape[3] != 7 || t->shape[0] < 1 || t->shape[0] > 65536)
+        return zs__fail(ZS_ERR_FORMAT, "%s: no %sconv1.weight [C,3,7,7]: not a torchvision ResNet under prefix \"%s\"", path, pre, pre);
+    c->stem = (int)t->shape[0];
+    c->bottleneck = zs__tcn_file_info(f, "%s%s", pre, "layer1.0.conv3.weight") != NULL;
+    for (s = 0; s < 4; s++) {
+        for (i = 0; i < ZS_RESNET_MAX_BLOCKS; i++) {
+            snprintf(mid, sizeof mid, "layer%d.%d.conv1.weight", s + 1, i);
+            if (!zs__tcn_file_info(f, "%s%s", pre, mid)) break;
+        }
+        if (i == 0) return zs__fail(ZS_ERR_FORMAT, "%s: no %slayer%d.0.conv1.weight", path, pre, s + 1);
+        c->layers[s] = i;
+        snprintf(mid, sizeof mid, "layer%d.0.conv1.weight", s + 1);
+        t = zs__tcn_file_info(f, "%s%s", pre, mid);
+        if (t->ndim != 4 || t->shape[0] < 1 || t->shape[0] > 65536) return zs__fail(ZS_ERR_FORMAT, "%s: %s%s is not a conv weight", path, pre, mid);
+        c->planes[s] = (int)t->shape[0];
+    }
+    t = zs__tcn_file_info(f, "%s%s", pre, "fc.weight");
+    c->num_classes = 0;
+    if (t) {
+        if (t->ndim != 2 || t->shape[0] < 1 || t->shape[0] > (1 << 24)) return zs__fail(ZS_ERR_FORMAT, "%s: %sfc.weight is not [classes,F]", path, pre);
+        c->num_classes = (int)t->shape[0];
+    }
+    return ZS_OK;
+}
+
+ZS__FN int zs_resnet_load(zs_resnet *r, const char *path, const char *prefix, int with_grad) {
+    zs__tcn_file f;
+    zs__tcn_report rep;
+    zs_resnet_config c;
+    char name[256];
+    int rc, i;
+    if (!r || !path) return zs__fail(ZS_ERR_ARG, "zs_resnet_load: NULL argument");
+    memset(r, 0, sizeof *r);
+    if (!prefix) prefix = "";
+    if ((rc = zs__tcn_file_open(&f, path)) != ZS_OK) return rc;
+    if ((rc = zs__rn_infer(&f, prefix, path, &c)) != ZS_OK || (rc = zs__rn_create(r, &c, with_grad, zs__tcn_file_floats(&f))) != ZS_OK) {
+        zs__tcn_file_close(&f);
+        return rc;
+    }
+    memset(&rep, 0, sizeof rep);
+    for (i = 0; i < r->params.count; i++) {
+        snprintf(name, sizeof name, "%s%s", prefix, r->params.t[i].name);
+        zs__tcn_read(&f, &r->params.t[i], name, 0, &rep);
+    }
+    zs__tcn_unexpected(&f, prefix, &rep);
+    zs__tcn_file_close(&f);
+    if (rep.problems) {
+        zs_resnet_free(r);
+        return zs__fail(ZS_ERR_FORMAT, "%s: %d tensor problem%s:%s", path, rep.problems, rep.problems > 1 ? "s" : "", rep.text);
+    }
+    return ZS_OK;
+}
+
+/* every tensor of a store as F32 under its own name */
+ZS__PRIV int zs__tcn_save_store(const zs_params *p, const char *path, const char *what) {
+    zs_st_entry *e;
+    const char *meta[3];
+    int i, rc;
+    if (!p->data) return zs__fail(ZS_ERR_STATE, "%s: model not initialised", what);
+    e = (zs_st_entry *)zs__malloc(sizeof(zs_st_entry) * (size_t)(p->count ? p->count : 1), NULL);
+    if (!e) return zs__fail(ZS_ERR_NOMEM, "%s: out of memory", what);
+    for (i = 0; i < p->count; i++) {
+        e[i].name = p->t[i].name;
+        e[i].type = ZS_F32;
+        e[i].ndim = p->t[i].ndim;
+        e[i].shape = p->t[i].shape;
+        e[i].data = p->t[i].data;
+    }
+    meta[0] = "format"; meta[1] = "pt"; meta[2] = NULL;
+    rc = zs_st_save(path, e, p->count, meta);
+    zs__free(e, NULL);
+    return rc;
+}
+
+ZS__FN int zs_resnet_save(const zs_resnet *r, const char *path) {
+    if (!r || !path) return zs__fail(ZS_ERR_ARG, "zs_resnet_save: NULL argument");
+    return zs__tcn_save_store(&r->params, path, "zs_resnet_save");
+}
+
+/* ==== TCN ================================================================ */
+
+ZS__PRIV void zs__tcn_walk(zs__rn_walk *w, zs_tcn *m) {
+    const zs_tcn_config *c = &m->cfg;
+    int64_t D = c->dim, F = zs_resnet_feature_dim(&c->backbone);
+    zs__rn_walk_net(w, &m->enc[0], "sketch.");
+    zs__rn_walk_net(w, &m->enc[1], "image.");
+    m->hash_w = zs__rn_t(w, 0, 2, D, F, 0, 0, "fc.fc_hash.0.weight");
+    m->hash_b = zs__rn_t(w, 0, 1, D, 0, 0, 0, "fc.fc_hash.0.bias");
+    if (!c->mssbn) {
+        m->bn_w = zs__rn_t(w, 0, 1, D, 0, 0, 0, "fc.fc_hash.1.weight");
+        m->bn_b = zs__rn_t(w, 0, 1, D, 0, 0, 0, "fc.fc_hash.1.bias");
+        m->bn_mean[0] = m->bn_mean[1] = zs__rn_t(w, 1, 1, D, 0, 0, 0, "fc.fc_hash.1.running_mean");
+        m->bn_var[0] = m->bn_var[1] = zs__rn_t(w, 1, 1, D, 0, 0, 0, "fc.fc_hash.1.running_var");
+    } else {
+        /* MSSBN buffers in the release's state-dict order */
+        m->bn_w = zs__rn_t(w, 0, 1, D, 0, 0, 0, "fc.bn.weight");
+        m->bn_b = zs__rn_t(w, 0, 1, D, 0, 0, 0, "fc.bn.bias");
+        m->bn_mean[0] = zs__rn_t(w, 1, 1, D, 0, 0, 0, "fc.bn.running_mean_sketch");
+        m->bn_var[0] = zs__rn_t(w, 1, 1, D, 0, 0, 0, "fc.bn.running_var_sketch");
+        m->bn_mean[1] = zs__rn_t(w, 1, 1, D, 0, 0, 0, "fc.bn.running_mean_image");
+        m->bn_var[1] = zs__rn_t(w, 1, 1, D, 0, 0, 0, "fc.bn.running_var_image");
+    }
+    m->cls_w = zs__rn_t(w, 0, 2, c->n_classes, D, 0, 0, "fc.fc_cls.weight");
+    m->cls_b = zs__rn_t(w, 0, 1, c->n_classes, 0, 0, 0, "fc.fc_cls.bias");
+    m->kd_w = zs__rn_t(w, 0, 2, c->kd_classes, D, 0, 0, "fc.fc_kd.weight");
+    m->kd_b = zs__rn_t(w, 0, 1, c->kd_classes, 0, 0, 0, "fc.fc_kd.bias");
+    m->sbh_w = zs__rn_t(w, 0, 2, D, c->wv_dim, 0, 0, "sbh.fc.weight");
+    m->sbh_b = zs__rn_t(w, 0, 1, D, 0, 0, 0, "sbh.fc.bias");
+}
+
+ZS__FN void zs_tcn_free(zs_tcn *m) {
+    if (!m) return;
+    zs_params_free(&m->params);
+    zs__free(m->enc[0].blocks, NULL);
+    zs__free(m->enc[1].blocks, NULL);
+    memset(m, 0, sizeof *m);
+}
+
+ZS__PRIV int zs__tcn_create(zs_tcn *m, const zs_tcn_config *c, int with_grad, size_t max_numel) {
+    zs__rn_walk w;
+    zs_resnet_config bc;
+    int rc, k;
+    memset(m, 0, sizeof *m);
+    if ((rc = zs_tcn_config_check(c)) != ZS_OK) return rc;
+    m->cfg = *c;
+    bc = c->backbone;
+    bc.num_classes = 0; /* encoders have no fc */
+    m->cfg.backbone = bc;
+    if (4 * (bc.layers[0] + bc.layers[1] + bc.layers[2] + bc.layers[3]) + 1 > 512)
+        return zs__fail(ZS_ERR_ARG, "tcn config: too many blocks");
+    for (k = 0; k < 2; k++)
+        if ((rc = zs__rn_setup(&m->enc[k], &bc)) != ZS_OK) { zs_tcn_free(m); return rc; }
+    zs_params_init(&m->params, NULL);
+    memset(&w, 0, sizeof w);
+    w.p = &m->params;
+    zs__tcn_walk(&w, m);
+    if (w.bad) { zs_tcn_free(m); return ZS_ERR_NOMEM; }
+    if (m->params.numel > max_numel) {
+        size_t n = m->params.numel;
+        zs_tcn_free(m);
+        return zs__fail(ZS_ERR_FORMAT, "tcn: the inferred config needs %zu floats but the file holds %zu", n, max_numel);
+    }
+    rc = with_grad ? zs_params_alloc(&m->params) : zs_params_alloc_data(&m->params);
+    if (rc != ZS_OK) { zs_tcn_free(m); return rc; }
+    w.bind = 1;
+    zs__tcn_walk(&w, m);
+    return ZS_OK;
+}
+
+ZS__PRIV void zs__tcn_init_sbh(zs_tcn *m, uint64_t seed) { zs__tcn_linear_init(m->sbh_w, m->sbh_b, seed, 0x5b4); }
+
+ZS__FN int zs_tcn_init(zs_tcn *m, const zs_tcn_config *c, int with_grad, uint64_t seed) {
+    int rc, i, i1, i2;
+    zs_resnet_bn hb;
+    if (!m) return zs__fail(ZS_ERR_ARG, "zs_tcn_init: NULL model");
+    if ((rc = zs__tcn_create(m, c, with_grad, (size_t)-1)) != ZS_OK) return rc;
+    zs__rn_init_values(&m->enc[0], seed);
+    /* both encoders start from the same weights (SPEC 2.1) */
+    i1 = (int)(m->enc[1].conv1 - m->params.t);
+    i2 = (int)(m->hash_w - m->params.t);
+    for (i = i1; i < i2; i++) memcpy(m->params.t[i].data, m->params.t[i - i1].data, (size_t)zs_numel(&m->params.t[i]) * sizeof(float));
+    zs__tcn_linear_init(m->hash_w, m->hash_b, seed, 0x4a5);
+    zs__tcn_linear_init(m->cls_w, m->cls_b, seed, 0xc15);
+    zs__tcn_linear_init(m->kd_w, m->kd_b, seed, 0x6d);
+    zs__tcn_init_sbh(m, seed);
+    hb.w = m->bn_w; hb.b = m->bn_b; hb.mean = m->bn_mean[0]; hb.var = m->bn_var[0];
+    zs__tcn_bn_reset(&hb);
+    zs_tensor_fill(m->bn_mean[1], 0.0f);
+    zs_tensor_fill(m->bn_var[1], 1.0f);
+    return ZS_OK;
+}
+
+ZS__FN int zs_tcn_load_backbone(zs_tcn *m, const char *path, const char *prefix) {
+    zs__tcn_file f;
+    zs__tcn_report rep;
+    char name[256];
+    int rc, k, i, lo[2], hi[2];
+    static const char *skip[2] = {"sketch.", "image."};
+    if (!m || !path || !m->params.data) return zs__fail(ZS_ERR_ARG, "zs_tcn_load_backbone: NULL or uninitialised argument");
+    if (!prefix) prefix = "";
+    if ((rc = zs__tcn_file_open(&f, path)) != ZS_OK) return rc;
+    memset(&rep, 0, sizeof rep);
+    lo[0] = 0;
+    lo[1] = hi[0] = (int)(m->enc[1].conv1 - m->params.t);
+    hi[1] = (int)(m->hash_w - m->params.t);
+    for (k = 0; k < 2; k++)
+        for (i = lo[k]; i < hi[k]; i++) {
+            snprintf(name, sizeof name, "%s%s", prefix, m->params.t[i].name + strlen(skip[k]));
+            zs__tcn_read(&f, &m->params.t[i], name, 0, &rep);
+        }
+    zs__tcn_file_close(&f);
+    if (rep.problems) return zs__fail(ZS_ERR_FORMAT, "%s: %d tensor problem%s:%s", path, rep.problems, rep.problems > 1 ? "s" : "", rep.text);
+    return ZS_OK;
+}
+
+ZS__FN int zs_tcn_load(zs_tcn *m, const char *path, int with_grad) {
+    zs__tcn_file f;
+    zs__tcn_report rep;
+    zs_tcn_config c = zs_tcn_config_default();
+    const zs_st_info *t;
+    int rc, i, have_sbh = 0;
+    if (!m || !path) return zs__fail(ZS_ERR_ARG, "zs_tcn_load: NULL argument");
+    memset(m, 0, sizeof *m);
+    if ((rc = zs__tcn_file_open(&f, path)) != ZS_OK) return rc;
+    rc = zs__rn_infer(&f, "sketch.", path, &c.backbone);
+    if (rc == ZS_OK) {
+        t = zs__tcn_file_info(&f, "%s%s", "fc.fc_hash.0", ".weight");
+        if (!t || t->ndim != 2) rc = zs__fail(ZS_ERR_FORMAT, "%s: no fc.fc_hash.0.weight [D,F]: not a TCN checkpoint", path);
+        else c.dim = (int)t->shape[0];
+    }
+    if (rc == ZS_OK) {
+        t = zs__tcn_file_info(&f, "%s%s", "fc.fc_cls", ".weight");
+        if (!t || t->ndim != 2) rc = zs__fail(ZS_ERR_FORMAT, "%s: no fc.fc_cls.weight [classes,D]", path);
+        else c.n_classes = (int)t->shape[0];
+    }
+    if (rc == ZS_OK) {
+        t = zs__tcn_file_info(&f, "%s%s", "fc.fc_kd", ".weight");
+        if (!t || t->ndim != 2) rc = zs__fail(ZS_ERR_FORMAT, "%s: no fc.fc_kd.weight [classes,D]", path);
+        else c.kd_classes = (int)t->shape[0];
+    }
+    if (rc == ZS_OK) {
+        c.mssbn = zs__tcn_file_info(&f, "%s%s", "fc.bn", ".weight") != NULL;
+        t = zs__tcn_file_info(&f, "%s%s", "sbh.fc", ".weight");
+        if (t && t->ndim == 2) c.wv_dim = (int)t->shape[1];
+        /* sbh.* may be absent: allow for it on top of the file's floats */
+        rc = zs__tcn_create(m, &c, with_grad, zs__tcn_file_floats(&f) + (size_t)c.dim * (size_t)(c.wv_dim + 1));
+    }
+    if (rc != ZS_OK) { zs__tcn_file_close(&f); return rc; }
+    memset(&rep, 0, sizeof rep);
+    for (i = 0; i < m->params.count; i++) {
+        zs_tensor *p = &m->params.t[i];
+        int opt = !strncmp(p->name, "sbh.", 4);
+        int got = zs__tcn_read(&f, p, p->name, opt, &rep);
+        if (opt && got) have_sbh++;
+    }
+    if (have_sbh == 1) zs__tcn_note(&rep, " only one of sbh.fc.weight / sbh.fc.bias;");
+    if (!have_sbh) zs__tcn_init_sbh(m, 0); /* training from a released file: fresh projection */
+    zs__tcn_unexpected(&f, "", &rep);
+    zs__tcn_file_close(&f);
+    if (rep.problems) {
+        zs_tcn_free(m);
+        return zs__fail(ZS_ERR_FORMAT, "%s: %d tensor problem%s:%s", path, rep.problems, rep.problems > 1 ? "s" : "", rep.text);
+    }
+    return ZS_OK;
+}
+
+ZS__FN int zs_tcn_save(const zs_tcn *m, const char *path) {
+    if (!m || !path) return zs__fail(ZS_ERR_ARG, "zs_tcn_save: NULL argument");
+    return zs__tcn_save_store(&m->params, path, "zs_tcn_save");
+}
+
+ZS__FN int zs_tcn_set_heads(zs_tcn *m, const float *hash_w, const float *kd_w, const float *kd_b) {
+    if (!m || !m->params.data) return zs__fail(ZS_ERR_ARG, "zs_tcn_set_heads: model not initialised");
+    if (hash_w) memcpy(m->hash_w->data, hash_w, (size_t)zs_numel(m->hash_w) * sizeof(float));
+    if (kd_w) memcpy(m->kd_w->data, kd_w, (size_t)zs_numel(m->kd_w) * sizeof(float));
+    if (kd_b) memcpy(m->kd_b->data, kd_b, (size_t)zs_numel(m->kd_b) * sizeof(float));
+    return ZS_OK;
+}
+
+/* ---- forward and losses ------------------------------------------------ */
+
+ZS__FN zs_tensor *zs_tcn_encode(zs_ctx *ctx, zs_tcn *m, zs_tensor *img, int is_sketch) {
+    int st = is_sketch ? 0 : 1;
+    zs_tensor *h;
+    if (!ctx || !m || !img) return NULL;
+    /* (quirk) the release embeds photos through the sketch statistics at test time */
+    if (!ctx->training && m->cfg.mssbn && !m->cfg.mssbn_eval_own_stats) st = 0;
+    h = zs_linear(ctx, zs_resnet_features(ctx, &m->enc[is_sketch ? 0 : 1], img), m->hash_w, m->hash_b);
+    h = zs_batch_norm(ctx, h, m->bn_w, m->bn_b, m->bn_mean[st], m->bn_var[st], ZS_RESNET_BN_MOMENTUM, ZS_RESNET_BN_EPS);
+    if (m->cfg.mssbn) h = zs_dropout(ctx, h, zs__tcn_dropout(&m->cfg));
+    return h;
+}
+
+ZS__FN int zs_tcn_embed(zs_ctx *ctx, zs_tcn *m, zs_tensor *img, int is_sketch, float *out) {
+    zs_mark mk;
+    zs_tensor *e;
+    int ot, og, rc = ZS_OK;
+    if (!ctx || !m || !img || !out) return zs__fail(ZS_ERR_ARG, "zs_tcn_embed: NULL argument");
+    mk = zs_ctx_mark(ctx);
+    ot = zs_set_training(ctx, 0);
+    og = zs_set_grad_enabled(ctx, 0);
+    e = zs_l2_normalize(ctx, zs_tcn_encode(ctx, m, img, is_sketch), 1e-12f);
+    if (e) memcpy(out, e->data, (size_t)zs_numel(e) * sizeof(float));
+    else rc = zs_ctx_status(ctx) ? zs_ctx_status(ctx) : ZS_ERR_STATE;
+    zs_set_grad_enabled(ctx, og);
+    zs_set_training(ctx, ot);
+    zs_ctx_release(ctx, mk);
+    return rc;
+}
+
+ZS__FN zs_tensor *zs_tcn_share_loss(zs_ctx *ctx, zs_tcn *m) {
+    zs_tensor *a[512], *b[512], *s = NULL;
+    int n, i;
+    if (!ctx || !m) return NULL;
+    n = zs__rn_convs(&m->enc[0], a, 512);
+    zs__rn_convs(&m->enc[1], b, 512);
+    for (i = 0; i < n && i < 512; i++) {
+        zs_tensor *d = zs_frobenius(ctx, zs_sub(ctx, a[i], b[i]));
+        s = s ? zs_add(ctx, s, d) : d;
+    }
+    return s;
+}
+
+/* constant arena tensor [n,1] */
+ZS__PRIV zs_tensor *zs__tcn_col(zs_ctx *ctx, int64_t n) {
+    int64_t s[2];
+    s[0] = n; s[1] = 1;
+    return zs_tensor_new(ctx, ZS_F32, 2, s);
+}
+
+ZS__FN zs_tensor *zs_tcn_semantic_loss(zs_ctx *ctx, zs_tcn *m, zs_tensor *x, const int32_t *labels, const float *wv,
+                                       const float *alpha) {
+    static const char *who = "zs_tcn_semantic_loss";
+    int64_t N, i, j, s2[2];
+    zs_tensor *wvt, *a, *oma, *sem, *d, *pmul, *noff, *dflat, *pos, *neg, *l, *lg, *nh, *wgt;
+    int32_t *ip, *in;
+    const float *dd;
+    if (!ctx || !m || !x) return NULL;
+    if (!labels || !wv) { zs__fail(ZS_ERR_ARG, "%s: NULL labels or word vectors", who); return zs__op_fail(ctx, ZS_ERR_ARG); }
+    if (x->ndim != 2 || x->shape[1] != m->cfg.dim || x->shape[0] < 1 || x->shape[0] > (1 << 15))
+        return zs__shape_fail(ctx, who, x, NULL, "embeddings must be [N,D] with 1 <= N <= 32768");
+    N = x->shape[0];
+    s2[0] = N; s2[1] = m->cfg.wv_dim;
+    wvt = zs_from_data(ctx, wv, 2, s2);
+    a = zs__tcn_col(ctx, N);
+    oma = zs__tcn_col(ctx, N);
+    pmul = zs__tcn_col(ctx, N);
+    noff = zs__tcn_col(ctx, N);
+    ip = (int32_t *)zs__arena_alloc(&ctx->arena, (size_t)N * 2 * sizeof(int32_t));
+    if (!wvt || !a || !oma || !pmul || !noff || !ip) { zs__fail(ZS_ERR_NOMEM, "%s: arena exhausted", who); return zs__op_fail(ctx, ZS_ERR_NOMEM); }
+    in = ip + N;
+    for (i = 0; i < N; i++) {
+        float ai = alpha ? alpha[i] : zs_rand_uniform(ctx);
+        ((float *)a->data)[i] = ai;
+        ((float *)oma->data)[i] = 1.0f - ai;
+    }
+    /* sem = a * Linear(wv) + (1 - a) * x */
+    sem = zs_add(ctx, zs_mul(ctx, a, zs_linear(ctx, wvt, m->sbh_w, m->sbh_b)), zs_mul(ctx, oma, x));
+    /* d[i,j] = sqrt(|sem_i - x_j|^2 + 1e-16) (SPEC; the release adds 1e-16 per
+       element, D * 1e-16 in all: the same in float unless sem_i == x_j) */
+    d = zs_pairwise_dist(ctx, sem, x, 1e-16f);
+    if (!d) return NULL;
+    /* batch-hard mining on the values (the chosen entries carry the gradient):
+       hardest positive max_j d over same label, j != i (0 when none, as the
+       release's max of d * mask); hardest negative min_j d over other labels
+       (none: + 1e8, as the release's d + 1e8 * same) */
+    dd = (const float *)d->data;
+    for (i = 0; i < N; i++) {
+        int64_t bp = -1, bn = -1;
+        for (j = 0; j < N; j++) {
+            float v = dd[i * N + j];
+            if (labels[j] == labels[i]) { if (j != i && (bp < 0 || v > dd[i * N + bp])) bp = j; }
+            else if (bn < 0 || v < dd[i * N + bn]) bn = j;
+        }
+        ip[i] = (int32_t)(i * N + (bp < 0 ? i : bp));
+        in[i] = (int32_t)(i * N + (bn < 0 ? i : bn));
+        ((float *)pmul->data)[i] = bp < 0 ? 0.0f : 1.0f;
+        ((float *)noff->data)[i] = bn < 0 ? 1e8f : 0.0f;
+    }
+    dflat = zs_reshape2(ctx, d, N * N, 1);
+    pos = zs_mul(ctx, zs_gather(ctx, dflat, ip, N), pmul);
+    neg = zs_add(ctx, zs_gather(ctx, dflat, in, N), noff);
+    l = zs_reshape(ctx, zs_softplus(ctx, zs_sub(ctx, pos, neg)), 1, &N);       /* [N] soft margin */
+    /* entropy weights 1 + exp(-H(softmax(classifier(sem)))), not detached (release) */
+    lg = zs_linear(ctx, sem, m->cls_w, m->cls_b);
+    nh = zs_sum_dim(ctx, zs_mul(ctx, zs_softmax(ctx, lg), zs_log_softmax(ctx, lg)), 1); /* [N] = -H */
+    wgt = zs_add_scalar(ctx, zs__tcn_exp(ctx, nh), 1.0f);
+    return zs_mean(ctx, zs_mul(ctx, l, wgt));
+}
+
+/* softmax of the frozen teacher's logits (eval mode, no tape) -> [B,K] */
+ZS__PRIV zs_tensor *zs__tcn_teacher_probs(zs_ctx *ctx, zs_tcn *m, zs_tensor *photo) {
+    int64_t s2[2];
+    zs_tensor *hold, *p;
+    zs_mark mk;
+    int ot, og;
+    if (!m->teacher || !m->teacher->fc_w || m->teacher->cfg.num_classes != m->cfg.kd_classes) {
+        zs__fail(ZS_ERR_ARG, "zs_tcn_loss: the KD term needs m->teacher, a ResNet with fc over %d classes", m->cfg.kd_classes);
+        return zs__op_fail(ctx, ZS_ERR_ARG);
+    }
+    s2[0] = photo->shape[0]; s2[1] = m->cfg.kd_classes;
+    hold = zs_tensor_new(ctx, ZS_F32, 2, s2);
+    if (!hold) return NULL;
+    ot = zs_set_training(ctx, 0);
+    og = zs_set_grad_enabled(ctx, 0);
+    mk = zs_ctx_mark(ctx);
+    p = zs_softmax(ctx, zs_resnet_forward(ctx, m->teacher, photo));
+    p = zs__rn_keep(ctx, hold, mk, p);
+    zs_set_grad_enabled(ctx, og);
+    zs_set_training(ctx, ot);
+    return p;
+}
+
+ZS__FN zs_tensor *zs_tcn_loss(zs_ctx *ctx, zs_tcn *m, const zs_tcn_batch *b, zs_tcn_losses *out) {
+    static const char *who = "zs_tcn_loss";
+    const zs_tcn_config *c;
+    int64_t B, i;
+    zs_tensor *hs, *hp, *ce_s, *ce_p, *loss, *kd = NULL, *share = NULL, *sbh = NULL, *xs[2], *x;
+    int32_t *lab2;
+    float *wv2;
+    if (out) memset(out, 0, sizeof *out);
+    if (!ctx || !m || !b || !b->sketch || !b->photo || !b->labels || !b->wordvec) {
+        zs__fail(ZS_ERR_ARG, "%s: NULL argument", who);
+        return ctx ? zs__op_fail(ctx, ZS_ERR_ARG) : NULL;
+    }
+    c = &m->cfg;
+    B = b->sketch->shape[0];
+    if (b->sketch->ndim != 4 || b->photo->ndim != 4 || b->photo->shape[0] != B || B < 1)
+        return zs__shape_fail(ctx, who, b->sketch, b->photo, "sketch and photo batches must be [B,3,H,W] with the same B");
+    hs = zs_tcn_encode(ctx, m, b->sketch, 1);
+    hp = zs_tcn_encode(ctx, m, b->photo, 0);
+    ce_s = zs_cross_entropy(ctx, zs_linear(ctx, hs, m->cls_w, m->cls_b), b->labels);
+    ce_p = zs_cross_entropy(ctx, zs_linear(ctx, hp, m->cls_w, m->cls_b), b->labels);
+    loss = zs_scale(ctx, zs_add(ctx, ce_s, ce_p), c->w_cls);
+    if (c->w_share > 0.0f) {
+        share = zs_tcn_share_loss(ctx, m);
+        loss = zs_add(ctx, loss, zs_scale(ctx, share, c->w_share));
+    }
+    if (c->w_kd > 0.0f && loss) {
+        kd = zs_soft_cross_entropy(ctx, zs_linear(ctx, hp, m->kd_w, m->kd_b), zs__tcn_teacher_probs(ctx, m, b->photo));
+        loss = zs_add(ctx, loss, zs_scale(ctx, kd, c->w_kd));
+    }
+    if (c->w_sbh > 0.0f && loss) {
+        /* X = [sketch embeddings; photo embeddings], labels and word vectors repeated */
+        lab2 = (int32_t *)zs__arena_alloc(&ctx->arena, (size_t)(2 * B) * sizeof(int32_t));
+        wv2 = (float *)zs__arena_alloc(&ctx->arena, (size_t)(2 * B * c->wv_dim) * sizeof(float));
+        if (!lab2 || !wv2) { zs__fail(ZS_ERR_NOMEM, "%s: arena exhausted", who); return zs__op_fail(ctx, ZS_ERR_NOMEM); }
+        for (i = 0; i < B; i++) lab2[i] = lab2[B + i] = b->labels[i];
+        memcpy(wv2, b->wordvec, (size_t)(B * c->wv_dim) * sizeof(float));
+        memcpy(wv2 + B * c->wv_dim, b->wordvec, (size_t)(B * c->wv_dim) * sizeof(float));
+        xs[0] = hs; xs[1] = hp;
+        x = zs_concat(ctx, xs, 2, 0);
+        sbh = zs_tcn_semantic_loss(ctx, m, x, lab2, wv2, b->alpha);
+        loss = zs_add(ctx, loss, zs_scale(ctx, sbh, c->w_sbh));
+    }
+    if (loss && out) {
+        out->cls_sketch = ((float *)ce_s->data)[0];
+        out->cls_photo = ((float *)ce_p->data)[0];
+        out->kd = kd ? ((float *)kd->data)[0] : 0.0f;
+        out->share = share ? ((float *)share->data)[0] : 0.0f;
+        out->sbh = sbh ? ((float *)sbh->data)[0] : 0.0f;
+        out->total = ((float *)loss->data)[0];
+    }
+    return loss;
+}
+
+ZS__FN zs_optim *zs_tcn_optim_create(zs_tcn *m, float lr) {
+    zs_optim_params p = zs_optim_default_params(ZS_OPTIM_ADAM);
+    if (!m) { zs__fail(ZS_ERR_ARG, "zs_tcn_optim_create: NULL model"); return NULL; }
+    p.lr = lr;
+    p.weight_decay = 5e-4f;
+    return zs_optim_create(&p, &m->params, NULL);
+}
+
+ZS__FN float zs_tcn_lr(float lr0, int epoch, int epochs) {
+    if (epochs < 1) return lr0;
+    return (float)((double)lr0 * pow(0.001, (double)epoch / (2.0 * (double)epochs)));
+}
+
+ZS__FN int zs_tcn_train_step(zs_ctx *ctx, zs_tcn *m, zs_optim *opt, const zs_tcn_batch *b, zs_tcn_losses *out) {
+    zs_mark mk;
+    zs_tensor *loss;
+    int ot, og, rc;
+    if (!ctx || !m || !opt || !b) return zs__fail(ZS_ERR_ARG, "zs_tcn_train_step: NULL argument");
+    if (!m->params.grad) return zs__fail(ZS_ERR_STATE, "zs_tcn_train_step: model has no gradients (init/load with with_grad = 1)");
+    mk = zs_ctx_mark(ctx);
+    ot = zs_set_training(ctx, 1);
+    og = zs_set_grad_enabled(ctx, 1);
+    zs_params_zero_grad(&m->params);
+    loss = zs_tcn_loss(ctx, m, b, out);
+    rc = loss ? zs_backward(ctx, loss) : (zs_ctx_status(ctx) ? zs_ctx_status(ctx) : ZS_ERR_STATE);
+    if (rc == ZS_OK) rc = zs_optim_step(opt);
+    zs_set_grad_enabled(ctx, og);
+    zs_set_training(ctx, ot);
+    zs_ctx_release(ctx, mk);
     return rc;
 }
 
@@ -11514,7 +14021,7 @@ ZS__FN int zs_qd_load_memory(zs_qd_file *out, const void *buf, size_t n, const c
             r = zs__fail(ZS_ERR_FORMAT, "%s:%d: line longer than %zu bytes", b.name, b.line + 1, b.lim.max_line);
             break;
         }
-        if (len + 1 > cap) { /* private copy: strings are unescaped in place */
+        if (len + 1 > cap || !line) { /* private copy: strings are unescaped in place */
             zs__free(line, NULL);
             cap = len + 1 > 4096 ? len + 1 : 4096;
             if (!(line = (char *)zs__malloc(cap, NULL))) {

@@ -9,6 +9,8 @@
                     [--rerank K] [--fine-grained]
      zsesbir embed  --weights W --image X [--as photo|sketch] [--out e.npy]
      zsesbir score  --weights W --sketch S --photo P
+     zsesbir convert IN.pth OUT.safetensors      zsesbir inspect FILE
+   Every --weights accepts .safetensors and PyTorch .pth checkpoints.
 
    Images are files (PNG/JPEG/BMP when built with stb_image, PPM/PGM always),
    pre-processed as in SPEC 3, or .npy float32 arrays [3,H,W] already
@@ -367,10 +369,14 @@ static int cmd_train(int argc, char **argv) {
         "  --seed S (1)       sampling, dropout and initialisation seed\n"
         "  --save-every N (500)   --log-every N (50)   --threads T (2)\n"
         "  --cache-mb N (4096)    memory for pre-processed images\n"
-        "  --checkpoint       activation checkpointing (less memory, ~1.5x time)\n";
+        "  --checkpoint       activation checkpointing (less memory, ~1.5x time)\n"
+        "  --plan F           write the image paths of every step (batch order s+, s-, p+, p-;\n"
+        "                     one line per step) to F and exit without training (lets a\n"
+        "                     reference implementation train on exactly the same batches)\n";
     const char *data = NULL, *tests = NULL, *clist = NULL, *config = NULL, *cfile = NULL, *steps = NULL, *batch = NULL, *out = NULL;
     const char *resume = NULL, *init = NULL, *threads = NULL, *seed = "1", *lr = NULL, *wd = NULL, *save_every = NULL;
-    const char *log_every = NULL, *cache_mb = NULL, *ckpt = NULL;
+    const char *log_every = NULL, *cache_mb = NULL, *ckpt = NULL, *plan = NULL;
+    FILE *plan_f = NULL;
     opts_t o = {{{0}}, 0};
     long n_steps = 0, B = 0, sd = 1, save_n = 500, log_n = 50, cmb = 4096, step, start;
     double lr_v = 1e-4, wd_v = 1e-2, t0, ema = -1, tri_ema = 0, rn_ema = 0;
@@ -382,6 +388,7 @@ static int cmd_train(int argc, char **argv) {
     zs_optim_params op;
     imcache_t sk = {0, 0, 0, 0}, ph = {0, 0, 0, 0};
     float *x = NULL;
+    int32_t *bt = NULL;
     prog_t p;
     int rc, i, S;
     size_t img;
@@ -390,6 +397,7 @@ static int cmd_train(int argc, char **argv) {
     opt(&o, "--out", &out); opt(&o, "--resume", &resume); opt(&o, "--init", &init); opt(&o, "--threads", &threads);
     opt(&o, "--seed", &seed); opt(&o, "--lr", &lr); opt(&o, "--wd", &wd); opt(&o, "--save-every", &save_every);
     opt(&o, "--log-every", &log_every); opt(&o, "--cache-mb", &cache_mb); flag(&o, "--checkpoint", &ckpt);
+    opt(&o, "--plan", &plan);
     PARSE(argc, argv, &o, usage);
     if ((rc = need(data, "--data", usage)) || (rc = need(tests, "--test-classes", usage)) || (rc = need(steps, "--steps", usage)) ||
         (rc = need(batch, "--batch", usage)) || (rc = need(out, "--out", usage)) ||
@@ -446,13 +454,15 @@ static int cmd_train(int argc, char **argv) {
     S = m.cfg.img_size;
     img = 3 * (size_t)S * (size_t)S;
     x = (float *)malloc(sizeof(float) * img * 4 * (size_t)B);
+    bt = (int32_t *)malloc(sizeof(int32_t) * 4 * (size_t)B);
     sk.img = (unsigned char **)calloc((size_t)ds.n_sketches + 1, sizeof(unsigned char *));
     ph.img = (unsigned char **)calloc((size_t)ds.n_photos + 1, sizeof(unsigned char *));
-    if (!x || !sk.img || !ph.img) { fprintf(stderr, "error: out of memory\n"); goto done; }
+    if (!x || !bt || !sk.img || !ph.img) { fprintf(stderr, "error: out of memory\n"); goto done; }
     sk.n = ds.n_sketches; ph.n = ds.n_photos;
     sk.cap = ph.cap = (size_t)cmb << 19; /* half each */
     zs_set_training(ctx, 1);
     step = start = zs_optim_steps(optim);
+    if (plan && !(plan_f = fopen(plan, "w"))) { fprintf(stderr, "error: cannot write %s\n", plan); goto done; }
     if (step >= n_steps) printf("already at step %ld of %ld\n", step, n_steps);
     prog_start(&p, "train", n_steps);
     t0 = now();
@@ -468,7 +478,8 @@ static int cmd_train(int argc, char **argv) {
             static const int slot[4] = {0, 2, 1, 3}; /* -> batch order [s+, s-, p+, p-] */
             int k;
             if (zs_sample_triplet(&ds, &rng, t) != ZS_OK) { prog_end(&p); fail(); goto done; }
-            for (k = 0; k < 4; k++) {
+            for (k = 0; k < 4 && plan_f; k++) bt[slot[k] * B + b] = t[k];
+            for (k = 0; k < 4 && !plan_f; k++) {
                 int is_sk = k == 0 || k == 2;
                 const char *path = is_sk ? ds.sketch_path[t[k]] : ds.photo_path[t[k]];
                 if (cached_input(is_sk ? &sk : &ph, path, t[k], is_sk, S, x + ((size_t)slot[k] * (size_t)B + (size_t)b) * img) != ZS_OK) {
@@ -477,6 +488,11 @@ static int cmd_train(int argc, char **argv) {
                     goto done;
                 }
             }
+        }
+        if (plan_f) {
+            for (b = 0; b < 4 * B; b++)
+                fprintf(plan_f, "%s%s", b / B == 0 || b / B == 1 ? ds.sketch_path[bt[b]] : ds.photo_path[bt[b]], b + 1 < 4 * B ? "\t" : "\n");
+            continue;
         }
         zs_ctx_seed(ctx, splitmix((uint64_t)sd ^ ((uint64_t)step << 20)));
         s4[0] = 4 * B; s4[1] = 3; s4[2] = S; s4[3] = S;
@@ -502,11 +518,19 @@ static int cmd_train(int argc, char **argv) {
         if ((step + 1) % save_n == 0 && step + 1 < n_steps && save_checkpoint(&m, optim, out)) goto done;
     }
     prog_end(&p);
+    if (plan_f) {
+        rc = fclose(plan_f) == 0 ? 0 : 1;
+        plan_f = NULL;
+        printf("wrote the plan of steps %ld..%ld to %s\n", start + 1, n_steps, plan);
+        goto done;
+    }
     if (save_checkpoint(&m, optim, out)) goto done;
     printf("wrote %s (+ .optim) after %ld steps, %.1f s, mean loss (smoothed) %.4f: triplet %.4f rn %.4f\n", out, n_steps, now() - t0,
            ema, tri_ema, rn_ema);
     rc = 0;
 done:
+    if (plan_f) fclose(plan_f);
+    free(bt);
     zs_optim_free(optim);
     zs_ctx_free(ctx);
     zs_zse_free(&m);
@@ -1061,6 +1085,49 @@ static int cmd_score(int argc, char **argv) {
     return rc;
 }
 
+/* ---- convert / inspect ------------------------------------------------------- */
+static int cmd_convert(int argc, char **argv) {
+    const char *usage =
+        "usage: zsesbir convert IN.pth OUT.safetensors\n"
+        "Converts a torch.save checkpoint (PyTorch >= 1.6 zip format; read without\n"
+        "executing anything: a whitelist of pickle globals) into safetensors: tensors\n"
+        "keep their names (wrappers such as {'model': sd} and 'module.' prefixes\n"
+        "removed) and dtypes; scalars such as epoch / map_all become metadata.\n";
+    if (argc == 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) { printf("%s", usage); return 0; }
+    if (argc != 2) { fprintf(stderr, "%s", usage); return 2; }
+    if (zs_pth_convert(argv[0], argv[1]) != ZS_OK) return fail();
+    printf("wrote %s\n", argv[1]);
+    return 0;
+}
+
+static int cmd_inspect(int argc, char **argv) {
+    const char *usage =
+        "usage: zsesbir inspect FILE\n"
+        "Lists the tensors (name, dtype, shape) and metadata of a .safetensors or\n"
+        ".pth weights file.\n";
+    zs_safetensors *st;
+    int i, k, n;
+    double total = 0;
+    if (argc == 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) { printf("%s", usage); return 0; }
+    if (argc != 1) { fprintf(stderr, "%s", usage); return 2; }
+    if (!(st = zs_weights_open(argv[0]))) return fail();
+    n = zs_st_count(st);
+    for (i = 0; i < n; i++) {
+        const zs_st_info *t = zs_st_get(st, i);
+        printf("%-64s %-5s [", t->name, t->dtype);
+        for (k = 0; k < t->ndim; k++) printf(k ? ", %lld" : "%lld", (long long)t->shape[k]);
+        printf("]\n");
+        total += (double)t->numel;
+    }
+    for (i = 0; i < zs_st_metadata_count(st); i++) {
+        const char *key, *val;
+        if (zs_st_metadata_get(st, i, &key, &val) == ZS_OK) printf("metadata %s = %s\n", key, val);
+    }
+    printf("%d tensors, %.0f values\n", n, total);
+    zs_st_close(st);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *usage =
         "usage: zsesbir <command> [options]   (zsesbir <command> --help for details)\n"
@@ -1072,6 +1139,8 @@ int main(int argc, char **argv) {
         "  eval    zero-shot evaluation on held-out classes (mAP, P@K or acc@K)\n"
         "  embed   ret-token embedding of an image\n"
         "  score   ret distance and RN score of a sketch-photo pair\n"
+        "  convert convert a PyTorch .pth checkpoint to safetensors\n"
+        "  inspect list the tensors and metadata of a weights file\n"
         "  version version and build features\n";
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         printf("%s", usage);
@@ -1101,6 +1170,8 @@ int main(int argc, char **argv) {
         );
         return 0;
     }
+    if (!strcmp(argv[1], "convert")) return cmd_convert(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "inspect")) return cmd_inspect(argc - 2, argv + 2);
     if (!strcmp(argv[1], "init")) return cmd_init(argc - 2, argv + 2);
     if (!strcmp(argv[1], "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(argv[1], "index")) return cmd_index(argc - 2, argv + 2);

@@ -94,7 +94,7 @@ static int make_data(void) {
     return fclose(f);
 }
 
-static char out[1500];
+static char out[1 << 16];
 
 static const char *last_line(const char *s) {
     const char *e = s + strlen(s), *b;
@@ -111,32 +111,32 @@ static void test_cli_pipeline(void) {
     ZT_REQUIRE(make_data() == 0, "cannot write the test data: %s", zs_last_error());
     rc = run("./zsesbir train --data " ROOT " --test-classes " ROOT "/test.txt --config tiny --steps 6 --batch 2 --save-every 4"
              " --log-every 3 --out " ROOT "/w.safetensors --seed 3", out, sizeof out);
-    ZT_REQUIRE(rc == 0, "train exit %d:\n%s", rc, out);
-    ZT_CHECK(strstr(out, "5 classes (3 seen for training, 2 held out)") && strstr(out, "step 6/6"), "train output:\n%s", out);
+    ZT_REQUIRE(rc == 0, "train exit %d:\n%.400s", rc, out);
+    ZT_CHECK(strstr(out, "5 classes (3 seen for training, 2 held out)") && strstr(out, "step 6/6"), "train output:\n%.400s", out);
     /* resume continues from the saved step */
     rc = run("./zsesbir train --data " ROOT " --test-classes " ROOT "/test.txt --steps 8 --batch 2 --log-every 1 --resume " ROOT
              "/w.safetensors --out " ROOT "/w2.safetensors --seed 3", out, sizeof out);
-    ZT_REQUIRE(rc == 0, "resume exit %d:\n%s", rc, out);
-    ZT_CHECK(strstr(out, "at step 6") && strstr(out, "step 7/8") && !strstr(out, "step 6/8"), "resume output:\n%s", out);
+    ZT_REQUIRE(rc == 0, "resume exit %d:\n%.400s", rc, out);
+    ZT_CHECK(strstr(out, "at step 6") && strstr(out, "step 7/8") && !strstr(out, "step 6/8"), "resume output:\n%.400s", out);
     rc = run("./zsesbir eval --weights " ROOT "/w.safetensors --data " ROOT " --test-classes " ROOT "/test.txt --mode ret", out, sizeof out);
-    ZT_REQUIRE(rc == 0, "eval exit %d:\n%s", rc, out);
-    ZT_CHECK(strstr(out, "8 query sketches, 8 gallery photos") && strstr(out, "random ranking: mAP@all="), "eval output:\n%s", out);
+    ZT_REQUIRE(rc == 0, "eval exit %d:\n%.400s", rc, out);
+    ZT_CHECK(strstr(out, "8 query sketches, 8 gallery photos") && strstr(out, "random ranking: mAP@all="), "eval output:\n%.400s", out);
     ZT_CHECK(sscanf(last_line(out), "mAP@all=%lf P@100=%lf mAP@200=%lf P@200=%lf", &map, &p100, &map200, &p200) == 4 && map > 0 && map <= 1,
-             "last line: %s", last_line(out));
+             "last line: %.400s", last_line(out));
     rc = run("./zsesbir eval --weights " ROOT "/w.safetensors --data " ROOT " --test-classes " ROOT "/test.txt --mode rn", out, sizeof out);
-    ZT_CHECK(rc == 0 && sscanf(last_line(out), "mAP@all=%lf", &map) == 1, "eval rn exit %d:\n%s", rc, out);
+    ZT_CHECK(rc == 0 && sscanf(last_line(out), "mAP@all=%lf", &map) == 1, "eval rn exit %d:\n%.400s", rc, out);
     rc = run("./zsesbir eval --weights " ROOT "/w.safetensors --data " ROOT " --test-classes " ROOT "/test.txt --mode two-stage --rerank 3",
              out, sizeof out);
-    ZT_CHECK(rc == 0 && sscanf(last_line(out), "mAP@all=%lf", &map) == 1, "eval two-stage exit %d:\n%s", rc, out);
+    ZT_CHECK(rc == 0 && sscanf(last_line(out), "mAP@all=%lf", &map) == 1, "eval two-stage exit %d:\n%.400s", rc, out);
     rc = run("./zsesbir eval --weights " ROOT "/w.safetensors --data " ROOT " --test-classes " ROOT "/test.txt --fine-grained", out, sizeof out);
     ZT_CHECK(rc == 0 && sscanf(last_line(out), "acc@1=%lf acc@10=%lf", &a1, &a10) == 2 && a10 == 1.0,
-             "fine-grained (8 photos: acc@10 must be 1) exit %d:\n%s", rc, out);
+             "fine-grained (8 photos: acc@10 must be 1) exit %d:\n%.400s", rc, out);
     rc = run("./zsesbir index --weights " ROOT "/w.safetensors --photos " ROOT "/photo --out " ROOT "/g.zsi", out, sizeof out);
-    ZT_REQUIRE(rc == 0 && strstr(out, "indexed 20 photos (5 classes)"), "index exit %d:\n%s", rc, out);
+    ZT_REQUIRE(rc == 0 && strstr(out, "indexed 20 photos (5 classes)"), "index exit %d:\n%.400s", rc, out);
     rc = run("./zsesbir search --weights " ROOT "/w.safetensors --index " ROOT "/g.zsi --sketch " ROOT "/sketch/ring/ring0-1.ppm"
              " --topk 5 --rerank 8 --png " ROOT "/sheet.ppm", out, sizeof out);
-    ZT_REQUIRE(rc == 0, "search exit %d:\n%s", rc, out);
-    ZT_CHECK(strstr(out, "rank") && strstr(out, "query class ring:") && strstr(out, "wrote " ROOT "/sheet.ppm"), "search output:\n%s", out);
+    ZT_REQUIRE(rc == 0, "search exit %d:\n%.400s", rc, out);
+    ZT_CHECK(strstr(out, "rank") && strstr(out, "query class ring:") && strstr(out, "wrote " ROOT "/sheet.ppm"), "search output:\n%.400s", out);
     f = fopen(ROOT "/sheet.ppm", "rb");
     ZT_CHECK(f != NULL, "no contact sheet");
     if (f) {
@@ -147,13 +147,13 @@ static void test_cli_pipeline(void) {
     }
     /* the index refuses other weights */
     rc = run("./zsesbir search --weights " ROOT "/w2.safetensors --index " ROOT "/g.zsi --sketch " ROOT "/sketch/ring/ring0-1.ppm", out, sizeof out);
-    ZT_CHECK(rc == 1 && strstr(out, "other weights"), "stale index: exit %d:\n%s", rc, out);
+    ZT_CHECK(rc == 1 && strstr(out, "other weights"), "stale index: exit %d:\n%.400s", rc, out);
     /* embed and score take image files */
     rc = run("./zsesbir score --weights " ROOT "/w.safetensors --sketch " ROOT "/sketch/box/box0-1.ppm --photo " ROOT "/photo/box/box0.ppm",
              out, sizeof out);
-    ZT_CHECK(rc == 0 && strstr(out, "ret_distance ") && strstr(out, "rn_score "), "score exit %d:\n%s", rc, out);
+    ZT_CHECK(rc == 0 && strstr(out, "ret_distance ") && strstr(out, "rn_score "), "score exit %d:\n%.400s", rc, out);
     rc = run("./zsesbir embed --weights " ROOT "/w.safetensors --image " ROOT "/sketch/box/box0-1.ppm --as sketch", out, sizeof out);
-    ZT_CHECK(rc == 0 && strlen(out) > 32 * 2, "embed exit %d:\n%s", rc, out);
+    ZT_CHECK(rc == 0 && strlen(out) > 32 * 2, "embed exit %d:\n%.400s", rc, out);
 }
 
 static void test_cli_errors(void) {
@@ -163,36 +163,59 @@ static void test_cli_errors(void) {
     rc = run("./zsesbir", out, sizeof out);
     ZT_CHECK(rc == 2, "no command: %d", rc);
     rc = run("./zsesbir frobnicate", out, sizeof out);
-    ZT_CHECK(rc == 2 && strstr(out, "unknown command"), "unknown command: %d %s", rc, out);
+    ZT_CHECK(rc == 2 && strstr(out, "unknown command"), "unknown command: %d %.400s", rc, out);
     rc = run("./zsesbir train --help", out, sizeof out);
-    ZT_CHECK(rc == 0 && strstr(out, "usage: zsesbir train"), "help: %d %s", rc, out);
+    ZT_CHECK(rc == 0 && strstr(out, "usage: zsesbir train"), "help: %d %.400s", rc, out);
     rc = run("./zsesbir train --data x", out, sizeof out);
-    ZT_CHECK(rc == 2 && strstr(out, "missing --test-classes"), "missing option: %d %s", rc, out);
+    ZT_CHECK(rc == 2 && strstr(out, "missing --test-classes"), "missing option: %d %.400s", rc, out);
     rc = run("./zsesbir search --weights a --index b --sketch c --topk zero", out, sizeof out);
-    ZT_CHECK(rc == 2 && strstr(out, "--topk"), "bad number: %d %s", rc, out);
+    ZT_CHECK(rc == 2 && strstr(out, "--topk"), "bad number: %d %.400s", rc, out);
     rc = run("./zsesbir eval --weights a --data b --test-classes c --mode fast", out, sizeof out);
-    ZT_CHECK(rc == 2 && strstr(out, "--mode"), "bad mode: %d %s", rc, out);
+    ZT_CHECK(rc == 2 && strstr(out, "--mode"), "bad mode: %d %.400s", rc, out);
     /* bad files: exit 1 with a message */
     f = fopen(ROOT "/junk.safetensors", "wb");
     ZT_REQUIRE(f, "write junk");
     fputs("this is not a weights file", f);
     fclose(f);
     rc = run("./zsesbir embed --weights " ROOT "/junk.safetensors --image x.png", out, sizeof out);
-    ZT_CHECK(rc == 1 && strstr(out, "error:"), "junk weights: %d %s", rc, out);
+    ZT_CHECK(rc == 1 && strstr(out, "error:"), "junk weights: %d %.400s", rc, out);
     rc = run("./zsesbir search --weights " ROOT "/w.safetensors --index " ROOT "/junk.safetensors --sketch x.png", out, sizeof out);
-    ZT_CHECK(rc == 1 && strstr(out, "zs_index_load"), "junk index: %d %s", rc, out);
+    ZT_CHECK(rc == 1 && strstr(out, "zs_index_load"), "junk index: %d %.400s", rc, out);
     rc = run("./zsesbir score --weights " ROOT "/w.safetensors --sketch " ROOT "/junk.safetensors --photo " ROOT "/photo/box/box0.ppm", out,
              sizeof out);
-    ZT_CHECK(rc == 1 && strstr(out, "error:"), "junk image: %d %s", rc, out);
+    ZT_CHECK(rc == 1 && strstr(out, "error:"), "junk image: %d %.400s", rc, out);
     rc = run("./zsesbir eval --weights " ROOT "/w.safetensors --data build/no_such_dir --test-classes " ROOT "/test.txt", out, sizeof out);
-    ZT_CHECK(rc == 1 && strstr(out, "error:"), "missing data dir: %d %s", rc, out);
+    ZT_CHECK(rc == 1 && strstr(out, "error:"), "missing data dir: %d %.400s", rc, out);
     rc = run("./zsesbir index --weights " ROOT "/w.safetensors --photos " ROOT "/sketch/box --out /nonexistent_dir/x.zsi", out, sizeof out);
-    ZT_CHECK(rc == 1 && strstr(out, "cannot create"), "unwritable index: %d %s", rc, out);
+    ZT_CHECK(rc == 1 && strstr(out, "cannot create"), "unwritable index: %d %.400s", rc, out);
+}
+
+/* issue 6: a .pth checkpoint and its converted safetensors give identical results */
+static void test_cli_pth(void) {
+    static char a[1500];
+    int rc;
+    if (!have_cli()) ZT_SKIP("./zsesbir not built (run make)");
+    ZT_REQUIRE(make_data() == 0, "test data");
+    rc = run("./zsesbir convert tests/golden/pth/zse.pth " ROOT "/zse_conv.safetensors", out, sizeof out);
+    ZT_REQUIRE(rc == 0, "convert exit %d: %.400s", rc, out);
+    rc = run("./zsesbir inspect tests/golden/pth/zse.pth", out, sizeof out);
+    ZT_CHECK(rc == 0 && strstr(out, "metadata epoch = 3") && strstr(out, "rn.rn.6.bias") && strstr(out, "78 tensors"), "inspect: %.400s", out);
+    rc = run("./zsesbir score --weights tests/golden/pth/zse.pth --sketch " ROOT "/sketch/box/box0-1.ppm --photo " ROOT "/photo/disc/disc1.ppm", a,
+             sizeof a);
+    ZT_REQUIRE(rc == 0, "score .pth exit %d: %.400s", rc, a);
+    rc = run("./zsesbir score --weights " ROOT "/zse_conv.safetensors --sketch " ROOT "/sketch/box/box0-1.ppm --photo " ROOT "/photo/disc/disc1.ppm",
+             out, sizeof out);
+    ZT_CHECK(rc == 0 && !strcmp(a, out), "converted weights score differently:\n%.200s\nvs\n%.200s", a, out);
+    rc = run("./zsesbir inspect tests/golden/pth/legacy.pth", out, sizeof out);
+    ZT_CHECK(rc == 1 && strstr(out, "legacy torch.save format not supported"), "legacy: %d %.400s", rc, out);
+    rc = run("./zsesbir score --weights tests/golden/pth/os_system.pth --sketch x --photo y", out, sizeof out);
+    ZT_CHECK(rc == 1 && strstr(out, "os"), "malicious pickle: %d %.400s", rc, out);
 }
 
 int main(int argc, char **argv) {
     zt_select(argc, argv);
     ZT_RUN(test_cli_pipeline);
     ZT_RUN(test_cli_errors);
+    ZT_RUN(test_cli_pth);
     return zt_finish();
 }
