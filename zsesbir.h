@@ -68,6 +68,8 @@
                          retrieval (embed, cached RN scoring, two-stage search)
         [api:tcn]        TCN model (SPEC 2): torchvision ResNets, coupled
                          encoders, hash/KD heads, losses, training step
+        [api:linalg]     eigh, thin SVD, TCN head init (SPEC 2.1), ITQ and
+                         Hamming distances (SPEC 2.3)
         [api:data]       retrieval metrics (SPEC 4), list files, datasets, sampler
         [api:image]      images (PPM/PGM; PNG/JPEG/BMP with ZSESBIR_STB_IMAGE),
                          PIL/OpenCV-exact resizing, pre-processing (SPEC 3)
@@ -96,6 +98,7 @@
         [impl:pth]       zip reader, restricted unpickler, safetensors image
         [impl:zse]       ZSE-SBIR model
         [impl:tcn]       TCN model
+        [impl:linalg]    Householder+QL eigh, Jacobi SVD, double GEMM, ITQ, popcount
         [impl:data]      metrics, list files, datasets, sampler
         [impl:image]     image files, resizing, pre-processing
         [impl:quickdraw] ndjson reader, stroke rasteriser
@@ -916,6 +919,107 @@ ZSDEF float zs_tcn_lr(float lr0, int epoch, int epochs);
 /* zero grads, training-mode loss, backward, optimiser step; the tape and
    every tensor made here are released before returning. */
 ZSDEF int zs_tcn_train_step(zs_ctx *ctx, zs_tcn *m, zs_optim *opt, const zs_tcn_batch *b, zs_tcn_losses *out);
+
+/* ==================================================================== */
+/* [api:linalg] dense linear algebra, TCN head init, ITQ hashing        */
+/* ==================================================================== */
+/* Double-precision eigen/singular value decompositions for SPEC 2.1 (TCN
+   heads from the teacher fc layer) and SPEC 2.3 (ITQ binary codes). All
+   matrices are row-major. Nothing here is differentiable or threaded.
+
+   zs_eigh  symmetric A [n,n] = V diag(w) V^T. Householder tridiagonalisation
+            (lower triangle only, 4/3 n^3) and implicit QL with Wilkinson-like
+            shifts (JAMA tql2), rotations applied to contiguous rows.
+            Eigenvalues descending; column j of V is eigenvector j with its
+            largest-magnitude component positive (the first such on a tie).
+            Accuracy: |A V - V diag(w)| <= ~1e-14 |A|, V orthonormal to
+            ~1e-14. Only the lower triangle of A is read.
+   zs_svd   thin SVD of A [m,n], k = min(m,n): A = U diag(s) Vt, U [m,k],
+            Vt [k,n]. One-sided (Hestenes) Jacobi on the k columns of the tall
+            orientation, preconditioned by the eigenvectors of the k x k Gram
+            matrix (so it usually needs 1-2 sweeps; the Jacobi sweeps, not the
+            Gram matrix, decide the accuracy: singular values to a few ulps
+            relative to s[0], small ones stay relatively accurate as in
+            LAPACK's gesvj). s descending, >= 0. Sign: row j of Vt (the right
+            singular vector) has its largest-magnitude component positive.
+            Rank-deficient inputs: left vectors of (near-)zero singular values
+            are completed to an orthonormal set.
+   Cost (dev machine, one core, shared with other jobs, cpu seconds):
+      eigh n = 2048 (values + vectors)   10.5 s AVX2, 16.5 s scalar
+           (tridiagonal 1.3, Q 0.9, QL rotations ~7: 6 n^3 flops, applied
+           in 128-column panels from a rotation log)
+      eigh n = 1024 / 512                0.85 s / 0.13 s
+      svd 1000 x 2048 (teacher fc)       1.3-2.6 s AVX2, 2.7 s scalar
+      svd 512 x 512                      0.3 s
+   Accuracy (tests): eigen residual |A v - w v| <= 1e-13 max|w|, |V^T V - I|
+   <= 1e-13; SVD ||A - U S Vt|| / ||A|| <= 1e-14 and |U^T U - I|, |V^T V - I|
+   <= 1e-14 (1e-12 with rank deficiency); values and vectors equal numpy's
+   (float64 LAPACK) to the 1e-5 of the float32 goldens.
+
+   Errors: ZS_ERR_ARG for NULL/size problems or non-finite input, ZS_ERR_NOMEM,
+   ZS_ERR_STATE when an iteration did not converge (never seen in practice). */
+
+
+/* w [n], v [n,n] (column j = eigenvector j; may be NULL for values only),
+   a [n,n]; 1 <= n <= ZS_LINALG_MAX_N. a and v may be the same array. */
+#define ZS_LINALG_MAX_N 16384
+ZSDEF int zs_eigh(double *w, double *v, const double *a, int n);
+/* u [m,k] and vt [k,n] may each be NULL; s [k] is required. */
+ZSDEF int zs_svd(double *u, double *s, double *vt, const double *a, int m, int n);
+
+/* SPEC 2.1: heads of TCN from the teacher's fc layer, W [n_out, n_in] (ImageNet
+   ResNet-50: [1000, 2048]) and bias [n_out]. With the SVD W = U S Vt:
+      h_weight  [D, n_in]  = diag(S[:D]) Vt[:D]     (Linear(n_in -> D).weight)
+      kd_weight [n_out, D] = U[:, :D]               (Linear(D -> n_out).weight)
+      kd_bias   [n_out]    = fc_bias                (NULL fc_bias -> zeros)
+   so kd(h(x)) is the rank-D truncation of the teacher fc (up to h's bias,
+   which is not initialised here). Singular vector signs follow zs_svd (their
+   products do not depend on them). 1 <= D <= min(n_out, n_in). */
+ZSDEF int zs_tcn_init_heads(float *h_weight, float *kd_weight, float *kd_bias, const float *fc_weight,
+                            const float *fc_bias, int n_out, int n_in, int D);
+
+/* -- ITQ (Gong & Lazebnik 2011), SPEC 2.3 --
+   Training on X [n, dim]: mean-centre, PCA to `bits` dims (eigenvectors of
+   Xc^T Xc, descending, sign as zs_eigh): V = Xc P [n, bits]. Start from
+   rotation R0 (init_rot [bits,bits] given, or the U factor of the SVD of a
+   bits x bits Gaussian matrix drawn from seed). Then `iters` times (SPEC: 50):
+   B = sign(V R) (+1 when >= 0, as the released MATLAB), C = B^T V,
+   C = Ub S Ua^T, R = Ua Ub^T (orthogonal Procrustes). Code bit j of a vector x:
+   ((x - mean) P R)_j > 0. All arithmetic in double; mean/proj/rot are kept
+   as float32 (what is saved). Codes are packed into ZS_ITQ_WORDS(bits)
+   uint64 words per item, bit j in word j/64 at position j%64, unused high
+   bits zero.
+   Identical to a float64 numpy run from the same R0 unless (a) some |V R| is
+   at rounding level, or (b) C is singular, which happens when a bit is
+   constant over the training set (B's column all +1 makes C's row 1^T V = 0):
+   R is then not unique and implementations may part ways (ours stays
+   orthogonal and deterministic for a given build).
+   Cost: 4 n bits^2 flops per iteration in double (~10-13 GFlop/s here) plus
+   a bits x bits SVD: n 20000, dim 64, bits 64, 50 iterations: 1.3 s;
+   n 3000, dim = bits = 512: 22 s (8 s of it the SVDs). Train on a sample when
+   bits is large. */
+#define ZS_ITQ_WORDS(bits) (((bits) + 63) / 64)
+#define ZS_ITQ_MAX_DIM 65536
+typedef struct zs_itq {
+    int dim, bits;
+    float *mean; /* [dim] */
+    float *proj; /* [dim, bits] PCA directions (columns) */
+    float *rot;  /* [bits, bits] */
+} zs_itq;
+/* codes (optional) [n, ZS_ITQ_WORDS(bits)]: the training items' codes from
+   the final double-precision rotation. 1 <= bits <= dim, n >= 2, iters >= 0. */
+ZSDEF int zs_itq_train(zs_itq *q, uint64_t *codes, const float *x, int n, int dim, int bits, int iters,
+                       uint64_t seed, const float *init_rot);
+ZSDEF void zs_itq_free(zs_itq *q);
+/* codes [n, ZS_ITQ_WORDS(q->bits)] of x [n, q->dim]. */
+ZSDEF int zs_itq_encode(const zs_itq *q, uint64_t *codes, const float *x, int n);
+/* Safetensors with F32 tensors "itq.mean" [dim], "itq.proj" [dim,bits],
+   "itq.rot" [bits,bits]; load is strict (shapes, finite values). */
+ZSDEF int zs_itq_save(const zs_itq *q, const char *path);
+ZSDEF int zs_itq_load(zs_itq *q, const char *path);
+/* dist [na, nb] = Hamming distances (as float, for zs_eval_retrieval) between
+   packed codes a [na, words] and b [nb, words]; bits past `bits` ignored. */
+ZSDEF int zs_hamming_matrix(float *dist, const uint64_t *a, int na, const uint64_t *b, int nb, int bits);
 
 /* ==================================================================== */
 /* [api:data] retrieval metrics, list files, datasets, sampler          */
@@ -12384,6 +12488,850 @@ ZS__FN int zs_tcn_train_step(zs_ctx *ctx, zs_tcn *m, zs_optim *opt, const zs_tcn
     zs_set_training(ctx, ot);
     zs_ctx_release(ctx, mk);
     return rc;
+}
+
+
+/* ==================================================================== */
+/* [impl:linalg] eigh, SVD, TCN head init, ITQ, Hamming                 */
+/* ==================================================================== */
+
+/* finite by bits: -ffast-math folds isfinite() to 1 */
+ZS__PRIV int zs__finite_d(double x) {
+    uint64_t u;
+    memcpy(&u, &x, 8);
+    return ((u >> 52) & 0x7ff) != 0x7ff;
+}
+
+ZS__PRIV double *zs__dalloc(size_t a, size_t b) {
+    size_t n, bytes;
+    if (!zs__mul_ok(a, b, &n) || !zs__mul_ok(n ? n : 1, sizeof(double), &bytes)) return NULL;
+    return (double *)zs__malloc(bytes, NULL);
+}
+
+/* -- double kernels: AVX2 when compiled in, 4-way scalar otherwise -- */
+ZS__PRIV double zs__ddot(const double *x, const double *y, int n) {
+    int i = 0;
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#if defined(ZS__AVX2)
+    __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+    double t[4];
+    for (; i + 8 <= n; i += 8) {
+        a0 = _mm256_fmadd_pd(_mm256_loadu_pd(x + i), _mm256_loadu_pd(y + i), a0);
+        a1 = _mm256_fmadd_pd(_mm256_loadu_pd(x + i + 4), _mm256_loadu_pd(y + i + 4), a1);
+    }
+    _mm256_storeu_pd(t, _mm256_add_pd(a0, a1));
+    s0 = t[0]; s1 = t[1]; s2 = t[2]; s3 = t[3];
+#endif
+    for (; i + 4 <= n; i += 4) {
+        s0 += x[i] * y[i]; s1 += x[i + 1] * y[i + 1];
+        s2 += x[i + 2] * y[i + 2]; s3 += x[i + 3] * y[i + 3];
+    }
+    for (; i < n; i++) s0 += x[i] * y[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* y += a x */
+ZS__PRIV void zs__daxpy(double *ZS__RESTRICT y, double a, const double *ZS__RESTRICT x, int n) {
+    int i = 0;
+#if defined(ZS__AVX2)
+    __m256d va = _mm256_set1_pd(a);
+    for (; i + 4 <= n; i += 4) _mm256_storeu_pd(y + i, _mm256_fmadd_pd(va, _mm256_loadu_pd(x + i), _mm256_loadu_pd(y + i)));
+#endif
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+/* (x, y) <- (c x - s y, s x + c y) */
+ZS__PRIV void zs__drot(double *ZS__RESTRICT x, double *ZS__RESTRICT y, double c, double s, int n) {
+    int i = 0;
+#if defined(ZS__AVX2)
+    __m256d vc = _mm256_set1_pd(c), vs = _mm256_set1_pd(s);
+    for (; i + 4 <= n; i += 4) {
+        __m256d a = _mm256_loadu_pd(x + i), b = _mm256_loadu_pd(y + i);
+        _mm256_storeu_pd(x + i, _mm256_fmsub_pd(vc, a, _mm256_mul_pd(vs, b)));
+        _mm256_storeu_pd(y + i, _mm256_fmadd_pd(vs, a, _mm256_mul_pd(vc, b)));
+    }
+#endif
+    for (; i < n; i++) {
+        double a = x[i], b = y[i];
+        x[i] = c * a - s * b;
+        y[i] = s * a + c * b;
+    }
+}
+
+/* c [M,N] = (acc ? c : 0) + a [M,K] b [K,N] (row-major, leading dims),
+   blocked for the caches with a 4 x 8 register tile; edges in plain C */
+ZS__PRIV void zs__dgemm_tile(double *c, size_t ldc, const double *a, size_t lda, const double *b, size_t ldb, int K) {
+    int k;
+#if defined(ZS__AVX2)
+    __m256d c0[4], c1[4];
+    int r;
+    for (r = 0; r < 4; r++) {
+        c0[r] = _mm256_loadu_pd(c + r * ldc);
+        c1[r] = _mm256_loadu_pd(c + r * ldc + 4);
+    }
+    for (k = 0; k < K; k++) {
+        __m256d b0 = _mm256_loadu_pd(b + k * ldb), b1 = _mm256_loadu_pd(b + k * ldb + 4);
+        for (r = 0; r < 4; r++) {
+            __m256d ar = _mm256_broadcast_sd(a + r * lda + k);
+            c0[r] = _mm256_fmadd_pd(ar, b0, c0[r]);
+            c1[r] = _mm256_fmadd_pd(ar, b1, c1[r]);
+        }
+    }
+    for (r = 0; r < 4; r++) {
+        _mm256_storeu_pd(c + r * ldc, c0[r]);
+        _mm256_storeu_pd(c + r * ldc + 4, c1[r]);
+    }
+#else
+    double t[4][8];
+    int r, j;
+    for (r = 0; r < 4; r++)
+        for (j = 0; j < 8; j++) t[r][j] = c[r * ldc + j];
+    for (k = 0; k < K; k++) {
+        const double *bk = b + k * ldb;
+        for (r = 0; r < 4; r++) {
+            double ar = a[r * lda + k];
+            for (j = 0; j < 8; j++) t[r][j] += ar * bk[j];
+        }
+    }
+    for (r = 0; r < 4; r++)
+        for (j = 0; j < 8; j++) c[r * ldc + j] = t[r][j];
+#endif
+}
+
+/* pack: NULL or ZS__DGEMM_PACK doubles of scratch */
+#define ZS__DGEMM_PACK (128 * 256)
+ZS__PRIV void zs__dgemm(double *c, size_t ldc, const double *a, size_t lda, const double *b, size_t ldb, int M, int N,
+                        int K, int acc, double *pack) {
+    /* each 128 x 256 block of b is packed into 8-column strips (contiguous
+       rows of 8): with ldb a multiple of 512 the unpacked rows would all land
+       in the same L1 sets. Without a pack buffer (none given and no memory)
+       b is read in place. */
+    double *pk = pack ? pack : (double *)zs__malloc(ZS__DGEMM_PACK * sizeof(double), NULL);
+    int i, j, k0, j0, r, jj, k;
+    if (!acc)
+        for (i = 0; i < M; i++) memset(c + i * ldc, 0, (size_t)N * sizeof(double));
+    for (k0 = 0; k0 < K; k0 += 128) {
+        int kc = K - k0 < 128 ? K - k0 : 128;
+        for (j0 = 0; j0 < N; j0 += 256) {
+            int j1 = N - j0 < 256 ? N : j0 + 256, full = (j1 - j0) / 8 * 8;
+            if (pk)
+                for (j = 0; j < full; j += 8)
+                    for (k = 0; k < kc; k++) memcpy(pk + j * kc + k * 8, b + (size_t)(k0 + k) * ldb + j0 + j, 8 * sizeof(double));
+            for (i = 0; i < M; i += 4)
+                for (j = j0; j < j1; j += 8) {
+                    if (i + 4 <= M && j + 8 <= j1) {
+                        if (pk) zs__dgemm_tile(c + i * ldc + j, ldc, a + i * lda + k0, lda, pk + (j - j0) * kc, 8, kc);
+                        else zs__dgemm_tile(c + i * ldc + j, ldc, a + i * lda + k0, lda, b + k0 * ldb + j, ldb, kc);
+                        continue;
+                    }
+                    for (r = i; r < M && r < i + 4; r++)
+                        for (jj = j; jj < j1 && jj < j + 8; jj++) {
+                            double sum = 0;
+                            for (k = 0; k < kc; k++) sum += a[r * lda + k0 + k] * b[(size_t)(k0 + k) * ldb + jj];
+                            c[r * ldc + jj] += sum;
+                        }
+                }
+        }
+    }
+    if (!pack) zs__free(pk, NULL);
+}
+
+/* flips row r [len] (and the paired row p, if any) so that the first
+   largest-magnitude entry of r is positive */
+ZS__PRIV void zs__sign_fix(double *r, double *p, int len, int plen) {
+    int i, im = 0;
+    double best = -1.0;
+    for (i = 0; i < len; i++)
+        if (fabs(r[i]) > best) { best = fabs(r[i]); im = i; }
+    if (r[im] < 0) {
+        for (i = 0; i < len; i++) r[i] = -r[i];
+        if (p) for (i = 0; i < plen; i++) p[i] = -p[i];
+    }
+}
+
+/* QL's rotations are logged and applied to zt in column panels: applied one
+   by one, every QL iteration would stream the whole n x n matrix through
+   memory (n = 2048: 7 s instead of 1.5 s). */
+typedef struct zs__rotlog { int *row; double *c, *s; size_t n, cap; } zs__rotlog;
+
+ZS__PRIV void zs__rotlog_flush(zs__rotlog *lg, double *zt, int n) {
+    size_t N = (size_t)n, t;
+    int c0;
+    for (c0 = 0; c0 < n; c0 += 128) {
+        int cw = n - c0 < 128 ? n - c0 : 128;
+        for (t = 0; t < lg->n; t++) {
+            size_t i = (size_t)lg->row[t];
+            zs__drot(zt + i * N + c0, zt + (i + 1) * N + c0, lg->c[t], lg->s[t], cw);
+        }
+    }
+    lg->n = 0;
+}
+
+/* Eigen-decomposition of the lower triangle of a [n,n] (destroyed), into
+   w [n] descending and, when zt != NULL, zt [n,n] whose ROW j is eigenvector
+   j (sign-fixed). */
+#define ZS__QNB 32
+ZS__PRIV int zs__eigh_rows(double *w, double *zt, double *a, int n) {
+    double *e, *beta, *p, *wb = NULL, *scratch;
+    int i, j, k, l, it, r = ZS_OK;
+    const double eps = 2.220446049250313e-16;
+    double f = 0, tst1 = 0;
+    size_t N = (size_t)n, cap = zt ? (size_t)64 * N : 0;
+    zs__rotlog lg;
+    memset(&lg, 0, sizeof lg);
+    scratch = zs__dalloc(3 * N + (zt ? (size_t)ZS__QNB * N + 2 * cap : 0), 1);
+    if (zt) lg.row = (int *)zs__malloc(cap * sizeof(int), NULL);
+    if (!scratch || (zt && !lg.row)) {
+        zs__free(scratch, NULL);
+        zs__free(lg.row, NULL);
+        return zs__fail(ZS_ERR_NOMEM, "zs_eigh: out of memory (n = %d)", n);
+    }
+    e = scratch;
+    beta = e + N;
+    p = beta + N;
+    if (zt) {
+        wb = p + N;
+        lg.c = wb + (size_t)ZS__QNB * N;
+        lg.s = lg.c + cap;
+        lg.cap = cap;
+    }
+    /* 1. Householder: a -> tridiagonal (w = diag, e[k] = T[k][k+1]); the
+       vector of step k is kept in row k right of the diagonal (unused upper
+       part), so only the lower triangle is ever updated */
+    for (k = 0; k + 2 < n; k++) {
+        int L = n - k - 1;
+        double *v = a + k * N + k + 1, sc = 0, nrm = 0, alpha, vtv, K;
+        w[k] = a[k * N + k];
+        for (i = 0; i < L; i++) v[i] = a[(k + 1 + i) * N + k];
+        for (i = 0; i < L; i++) sc = fabs(v[i]) > sc ? fabs(v[i]) : sc;
+        if (sc == 0) { e[k] = 0; beta[k] = 0; continue; }
+        for (i = 0; i < L; i++) nrm += (v[i] / sc) * (v[i] / sc);
+        nrm = sc * sqrt(nrm);
+        alpha = v[0] >= 0 ? -nrm : nrm;
+        v[0] -= alpha;
+        vtv = zs__ddot(v, v, L);
+        beta[k] = 2.0 / vtv;
+        e[k] = alpha;
+        /* p = beta A22 v from the lower triangle: row i gives p_i (dot) and
+           the mirrored upper part p_j += a_ij v_i (axpy) */
+        for (i = 0; i < L; i++) p[i] = 0;
+        for (i = 0; i < L; i++) {
+            const double *row = a + (k + 1 + i) * N + k + 1;
+            p[i] += zs__ddot(row, v, i + 1);
+            zs__daxpy(p, v[i], row, i);
+        }
+        for (i = 0; i < L; i++) p[i] *= beta[k];
+        K = 0.5 * beta[k] * zs__ddot(p, v, L);
+        for (i = 0; i < L; i++) p[i] -= K * v[i]; /* p is now w of GvL 8.3.1 */
+        for (i = 0; i < L; i++) {
+            double *row = a + (k + 1 + i) * N + k + 1;
+            zs__daxpy(row, -v[i], p, i + 1);
+            zs__daxpy(row, -p[i], v, i + 1);
+        }
+    }
+    if (n >= 2) {
+        w[n - 2] = a[(N - 2) * N + n - 2];
+        w[n - 1] = a[(N - 1) * N + n - 1];
+        e[n - 2] = a[(N - 1) * N + n - 2];
+    } else {
+        w[0] = a[0];
+    }
+    e[n - 1] = 0;
+    /* 2. Q = H_0 ... H_{n-3} by backward accumulation, ZS__QNB reflectors per
+       pass over memory (compact-WY style: W = V^T Q, corrected for the
+       reflectors applied before within the block, then Q -= sum beta v w^T),
+       then transposed so that QL's column rotations act on contiguous rows */
+    if (zt) {
+        int kend;
+        for (i = 0; i < n; i++)
+            for (j = 0; j < n; j++) zt[i * N + j] = i == j;
+        for (kend = n - 3; kend >= 0; kend -= ZS__QNB) {
+            int k0 = kend - ZS__QNB + 1 > 0 ? kend - ZS__QNB + 1 : 0, nb = kend - k0 + 1, r0 = k0 + 1, Lc = n - r0, row;
+            memset(wb, 0, (size_t)nb * N * sizeof(double));
+            for (row = r0; row < n; row++)
+                for (j = 0; j < nb; j++) {
+                    int kj = k0 + j;
+                    if (row >= kj + 1 && beta[kj] != 0)
+                        zs__daxpy(wb + j * N, a[kj * N + row], zt + row * N + r0, Lc);
+                }
+            for (j = nb - 1; j >= 0; j--)
+                for (i = j + 1; i < nb; i++) {
+                    int ki = k0 + i, kj = k0 + j;
+                    double cf;
+                    if (beta[ki] == 0) continue;
+                    /* rows >= ki+1 overlap; v_k[row] lives at a[k*N + row] */
+                    cf = beta[ki] * zs__ddot(a + kj * N + ki + 1, a + ki * N + ki + 1, n - ki - 1);
+                    zs__daxpy(wb + j * N, -cf, wb + i * N, Lc);
+                }
+            for (row = r0; row < n; row++)
+                for (j = 0; j < nb; j++) {
+                    int kj = k0 + j;
+                    if (row >= kj + 1 && beta[kj] != 0)
+                        zs__daxpy(zt + row * N + r0, -beta[kj] * a[kj * N + row], wb + j * N, Lc);
+                }
+        }
+        for (i = 0; i < n; i++)
+            for (j = i + 1; j < n; j++) {
+                double t = zt[i * N + j];
+                zt[i * N + j] = zt[j * N + i];
+                zt[j * N + i] = t;
+            }
+    }
+    /* 3. implicit QL on (w, e) (JAMA tql2) */
+    for (l = 0; l < n; l++) {
+        int m = l;
+        double t = fabs(w[l]) + fabs(e[l]);
+        tst1 = t > tst1 ? t : tst1;
+        while (m < n - 1 && fabs(e[m]) > eps * tst1) m++;
+        if (m > l) {
+            it = 0;
+            do {
+                double g = w[l], pp, rr, c = 1, c2 = 1, c3 = 1, s = 0, s2 = 0, el1, dl1, h;
+                if (++it > 100) { r = zs__fail(ZS_ERR_STATE, "zs_eigh: QL iteration did not converge"); goto done; }
+                if (zt && lg.cap - lg.n < (size_t)n) zs__rotlog_flush(&lg, zt, n);
+                pp = (w[l + 1] - g) / (2.0 * e[l]);
+                rr = hypot(pp, 1.0);
+                if (pp < 0) rr = -rr;
+                w[l] = e[l] / (pp + rr);
+                w[l + 1] = e[l] * (pp + rr);
+                dl1 = w[l + 1];
+                h = g - w[l];
+                for (i = l + 2; i < n; i++) w[i] -= h;
+                f += h;
+                pp = w[m];
+                el1 = e[l + 1];
+                for (i = m - 1; i >= l; i--) {
+                    c3 = c2;
+                    c2 = c;
+                    s2 = s;
+                    g = c * e[i];
+                    h = c * pp;
+                    rr = hypot(pp, e[i]);
+                    e[i + 1] = s * rr;
+                    s = e[i] / rr;
+                    c = pp / rr;
+                    pp = c * w[i] - s * g;
+                    w[i + 1] = h + s * (c * g + s * w[i]);
+                    /* columns i, i+1 of Q: (q_i, q_{i+1}) <- (c q_i - s q_{i+1}, s q_i + c q_{i+1}) */
+                    if (zt) { lg.row[lg.n] = i; lg.c[lg.n] = c; lg.s[lg.n] = s; lg.n++; }
+                }
+                pp = -s * s2 * c3 * el1 * e[l] / dl1;
+                e[l] = s * pp;
+                w[l] = c * pp;
+            } while (fabs(e[l]) > eps * tst1);
+        }
+        w[l] += f;
+        e[l] = 0;
+    }
+    if (zt) zs__rotlog_flush(&lg, zt, n);
+    /* 4. sort descending (selection sort, row swaps), sign convention */
+    for (i = 0; i < n - 1; i++) {
+        int km = i;
+        for (j = i + 1; j < n; j++)
+            if (w[j] > w[km]) km = j;
+        if (km != i) {
+            double t = w[i];
+            w[i] = w[km];
+            w[km] = t;
+            if (zt)
+                for (j = 0; j < n; j++) {
+                    t = zt[i * N + j];
+                    zt[i * N + j] = zt[km * N + j];
+                    zt[km * N + j] = t;
+                }
+        }
+    }
+    if (zt)
+        for (i = 0; i < n; i++) zs__sign_fix(zt + i * N, NULL, n, 0);
+done:
+    zs__free(scratch, NULL);
+    zs__free(lg.row, NULL);
+    return r;
+}
+
+ZS__FN int zs_eigh(double *w, double *v, const double *a, int n) {
+    double *work, *zt = NULL;
+    size_t N = (size_t)n, i, j;
+    int r;
+    if (!w || !a) return zs__fail(ZS_ERR_ARG, "zs_eigh: NULL w or a");
+    if (n < 1 || n > ZS_LINALG_MAX_N) return zs__fail(ZS_ERR_ARG, "zs_eigh: n = %d out of range 1..%d", n, ZS_LINALG_MAX_N);
+    for (i = 0; i < N; i++)
+        for (j = 0; j <= i; j++)
+            if (!zs__finite_d(a[i * N + j]))
+                return zs__fail(ZS_ERR_ARG, "zs_eigh: a[%zu][%zu] is not finite", i, j);
+    work = zs__dalloc(N * (v ? 2 : 1), N);
+    if (!work) return zs__fail(ZS_ERR_NOMEM, "zs_eigh: out of memory (n = %d)", n);
+    if (v) zt = work + N * N;
+    memcpy(work, a, N * N * sizeof(double));
+    r = zs__eigh_rows(w, zt, work, n);
+    if (!r && v)
+        for (i = 0; i < N; i++)
+            for (j = 0; j < N; j++) v[i * N + j] = zt[j * N + i];
+    zs__free(work, NULL);
+    return r;
+}
+
+/* One-sided Jacobi on the k rows of yt [k, L] (the columns of a tall matrix),
+   rotating the rows of vt [k, k] alike, until every pair is orthogonal to
+   tol relative to the product of their norms. nrm [k] scratch. */
+ZS__PRIV int zs__hestenes(double *yt, double *vt, int k, int L, double *nrm) {
+    double tol = 4.0 * 2.220446049250313e-16 * sqrt((double)L);
+    size_t LL = (size_t)L, K = (size_t)k;
+    int sweep, p, q;
+    for (sweep = 0; sweep < 60; sweep++) {
+        long rotated = 0;
+        for (p = 0; p < k; p++) nrm[p] = zs__ddot(yt + p * LL, yt + p * LL, L);
+        for (p = 0; p + 1 < k; p++) {
+            for (q = p + 1; q < k; q++) {
+                double a = nrm[p], b = nrm[q], c, zeta, t, cs, sn;
+                if (a == 0 || b == 0) continue;
+                c = zs__ddot(yt + p * LL, yt + q * LL, L);
+                if (fabs(c) <= tol * sqrt(a) * sqrt(b)) continue;
+                zeta = (b - a) / (2.0 * c);
+                if (fabs(zeta) > 1e150) t = 0.5 / zeta;
+                else t = (zeta >= 0 ? 1.0 : -1.0) / (fabs(zeta) + sqrt(1.0 + zeta * zeta));
+                cs = 1.0 / sqrt(1.0 + t * t);
+                sn = cs * t;
+                zs__drot(yt + p * LL, yt + q * LL, cs, sn, L);
+                zs__drot(vt + p * K, vt + q * K, cs, sn, k);
+                nrm[p] = a - t * c;
+                nrm[q] = b + t * c;
+                if (nrm[p] < 0) nrm[p] = 0; /* rounding of a tiny column */
+                if (nrm[q] < 0) nrm[q] = 0;
+                rotated++;
+            }
+        }
+        if (!rotated) return ZS_OK;
+    }
+    return zs__fail(ZS_ERR_STATE, "zs_svd: Jacobi sweeps did not converge");
+}
+
+/* SVD of the tall matrix X [L, k] (L >= k) given by its columns xt [k, L]
+   (destroyed: becomes ut [k, L], the left vectors as rows); s [k]; vt [k,k]
+   the right vectors as rows. */
+ZS__PRIV int zs__svd_tall(double *xt, double *s, double *vt, int k, int L) {
+    size_t K = (size_t)k, LL = (size_t)L, i, j;
+    double *g = NULL, *y = NULL, *tmp;
+    int r = ZS_OK;
+    tmp = zs__dalloc(K, 1);
+    if (!tmp) return zs__fail(ZS_ERR_NOMEM, "zs_svd: out of memory");
+    if (k >= 8) {
+        /* precondition: vt = eigenvectors of X^T X, y = X V: the columns of y
+           are then nearly orthogonal and Jacobi has little left to do */
+        g = zs__dalloc(K, K);
+        y = zs__dalloc(K, LL);
+        if (!g || !y) { r = zs__fail(ZS_ERR_NOMEM, "zs_svd: out of memory (k = %d, L = %d)", k, L); goto done; }
+        for (i = 0; i < K; i++)
+            for (j = 0; j <= i; j++) g[i * K + j] = zs__ddot(xt + i * LL, xt + j * LL, L);
+        r = zs__eigh_rows(s, vt, g, k);
+        if (r) goto done;
+        zs__dgemm(y, LL, vt, K, xt, LL, k, L, k, 0, NULL);
+        memcpy(xt, y, K * LL * sizeof(double));
+    } else {
+        for (i = 0; i < K; i++)
+            for (j = 0; j < K; j++) vt[i * K + j] = i == j;
+    }
+    r = zs__hestenes(xt, vt, k, L, tmp);
+    if (r) goto done;
+    for (i = 0; i < K; i++) s[i] = sqrt(zs__ddot(xt + i * LL, xt + i * LL, L));
+    /* sort descending (row swaps of xt and vt) */
+    for (i = 0; i + 1 < K; i++) {
+        size_t km = i;
+        for (j = i + 1; j < K; j++)
+            if (s[j] > s[km]) km = j;
+        if (km != i) {
+            double t = s[i];
+            s[i] = s[km];
+            s[km] = t;
+            for (j = 0; j < LL; j++) { t = xt[i * LL + j]; xt[i * LL + j] = xt[km * LL + j]; xt[km * LL + j] = t; }
+            for (j = 0; j < K; j++) { t = vt[i * K + j]; vt[i * K + j] = vt[km * K + j]; vt[km * K + j] = t; }
+        }
+    }
+    /* left vectors: normalise; for (near-)zero singular values re-orthogonalise
+       against the earlier ones (twice), falling back to unit vectors */
+    for (i = 0; i < K; i++) {
+        double *u = xt + i * LL, nu;
+        size_t cand = 0;
+        int pass;
+        if (s[i] > 0) for (j = 0; j < LL; j++) u[j] /= s[i];
+        if (s[i] > s[0] * 1e-8) continue;
+        if (s[i] <= 0) { memset(u, 0, LL * sizeof(double)); u[cand++] = 1.0; }
+        for (;;) { /* twice is enough (Kahan) */
+            for (pass = 0; pass < 2; pass++)
+                for (j = 0; j < i; j++) zs__daxpy(u, -zs__ddot(u, xt + j * LL, L), xt + j * LL, L);
+            nu = sqrt(zs__ddot(u, u, L));
+            if (nu > 0.5) break;
+            if (cand >= LL) { r = zs__fail(ZS_ERR_STATE, "zs_svd: cannot complete the left vectors"); goto done; }
+            memset(u, 0, LL * sizeof(double));
+            u[cand++] = 1.0;
+        }
+        for (j = 0; j < LL; j++) u[j] /= nu;
+    }
+done:
+    zs__free(g, NULL);
+    zs__free(y, NULL);
+    zs__free(tmp, NULL);
+    return r;
+}
+
+ZS__FN int zs_svd(double *u, double *s, double *vt, const double *a, int m, int n) {
+    size_t M = (size_t)m, N = (size_t)n, K, L, i, j;
+    double *xt, *v2;
+    int r, k, tall = m >= n;
+    if (!s || !a) return zs__fail(ZS_ERR_ARG, "zs_svd: NULL s or a");
+    if (m < 1 || n < 1 || m > (1 << 26) || n > (1 << 26) || (m < n ? m : n) > ZS_LINALG_MAX_N)
+        return zs__fail(ZS_ERR_ARG, "zs_svd: bad shape %d x %d (min side at most %d)", m, n, ZS_LINALG_MAX_N);
+    k = tall ? n : m;
+    K = (size_t)k;
+    L = tall ? M : N;
+    if (!zs__mul_ok(M, N, &i) || !zs__mul_ok(i, sizeof(double), &i))
+        return zs__fail(ZS_ERR_ARG, "zs_svd: %d x %d is too large", m, n);
+    for (i = 0; i < M * N; i++)
+        if (!zs__finite_d(a[i])) return zs__fail(ZS_ERR_ARG, "zs_svd: a[%zu][%zu] is not finite", i / N, i % N);
+    xt = zs__dalloc(K, L);
+    v2 = zs__dalloc(K, K);
+    if (!xt || !v2) {
+        zs__free(xt, NULL);
+        zs__free(v2, NULL);
+        return zs__fail(ZS_ERR_NOMEM, "zs_svd: out of memory (%d x %d)", m, n);
+    }
+    /* columns of the tall orientation: A's columns when m >= n, else A's rows */
+    if (tall) {
+        for (i = 0; i < M; i++)
+            for (j = 0; j < N; j++) xt[j * M + i] = a[i * N + j];
+    } else {
+        memcpy(xt, a, M * N * sizeof(double));
+    }
+    r = zs__svd_tall(xt, s, v2, k, (int)L);
+    if (!r) {
+        /* A's right vectors are v2's rows (tall) or xt's rows (wide) */
+        for (i = 0; i < K; i++) {
+            if (tall) zs__sign_fix(v2 + i * K, xt + i * L, k, (int)L);
+            else zs__sign_fix(xt + i * L, v2 + i * K, (int)L, k);
+        }
+        if (u)
+            for (i = 0; i < M; i++)
+                for (j = 0; j < K; j++) u[i * K + j] = tall ? xt[j * L + i] : v2[j * K + i];
+        if (vt) memcpy(vt, tall ? v2 : xt, K * N * sizeof(double));
+    }
+    zs__free(xt, NULL);
+    zs__free(v2, NULL);
+    return r;
+}
+
+ZS__FN int zs_tcn_init_heads(float *h_weight, float *kd_weight, float *kd_bias, const float *fc_weight,
+                             const float *fc_bias, int n_out, int n_in, int D) {
+    size_t O = (size_t)n_out, I = (size_t)n_in, K, i, j;
+    double *a, *u, *s, *vt;
+    int r, k;
+    if (!h_weight || !kd_weight || !kd_bias || !fc_weight)
+        return zs__fail(ZS_ERR_ARG, "zs_tcn_init_heads: NULL output or fc_weight");
+    if (n_out < 1 || n_in < 1 || n_out > (1 << 24) || n_in > (1 << 24))
+        return zs__fail(ZS_ERR_ARG, "zs_tcn_init_heads: bad fc shape [%d, %d]", n_out, n_in);
+    k = n_out < n_in ? n_out : n_in;
+    if (D < 1 || D > k) return zs__fail(ZS_ERR_ARG, "zs_tcn_init_heads: D = %d not in 1..min(%d, %d)", D, n_out, n_in);
+    K = (size_t)k;
+    a = zs__dalloc(O, I);
+    u = zs__dalloc(O, K);
+    s = zs__dalloc(K, 1);
+    vt = zs__dalloc(K, I);
+    if (!a || !u || !s || !vt) { r = zs__fail(ZS_ERR_NOMEM, "zs_tcn_init_heads: out of memory"); goto done; }
+    for (i = 0; i < O * I; i++) a[i] = fc_weight[i];
+    r = zs_svd(u, s, vt, a, n_out, n_in);
+    if (r) goto done;
+    for (i = 0; i < (size_t)D; i++)
+        for (j = 0; j < I; j++) h_weight[i * I + j] = (float)(s[i] * vt[i * I + j]);
+    for (i = 0; i < O; i++) {
+        for (j = 0; j < (size_t)D; j++) kd_weight[i * (size_t)D + j] = (float)u[i * K + j];
+        kd_bias[i] = fc_bias ? fc_bias[i] : 0.0f;
+    }
+done:
+    zs__free(a, NULL);
+    zs__free(u, NULL);
+    zs__free(s, NULL);
+    zs__free(vt, NULL);
+    return r;
+}
+
+/* ---- ITQ ---------------------------------------------------------------- */
+
+ZS__FN void zs_itq_free(zs_itq *q) {
+    if (!q) return;
+    zs__free(q->mean, NULL);
+    zs__free(q->proj, NULL);
+    zs__free(q->rot, NULL);
+    memset(q, 0, sizeof *q);
+}
+
+ZS__PRIV int zs__itq_alloc(zs_itq *q, int dim, int bits) {
+    memset(q, 0, sizeof *q);
+    q->dim = dim;
+    q->bits = bits;
+    q->mean = (float *)zs__malloc((size_t)dim * sizeof(float), NULL);
+    q->proj = (float *)zs__malloc((size_t)dim * (size_t)bits * sizeof(float), NULL);
+    q->rot = (float *)zs__malloc((size_t)bits * (size_t)bits * sizeof(float), NULL);
+    if (!q->mean || !q->proj || !q->rot) {
+        zs_itq_free(q);
+        return zs__fail(ZS_ERR_NOMEM, "zs_itq: out of memory (dim %d, bits %d)", dim, bits);
+    }
+    return ZS_OK;
+}
+
+/* codes [words] of one projected row z [bits]: bit j = z_j > 0 */
+ZS__PRIV void zs__itq_pack(uint64_t *codes, const double *z, int bits) {
+    int j, words = ZS_ITQ_WORDS(bits);
+    for (j = 0; j < words; j++) codes[j] = 0;
+    for (j = 0; j < bits; j++)
+        if (z[j] > 0) codes[j >> 6] |= (uint64_t)1 << (j & 63);
+}
+
+/* Rows are processed in chunks of ZS__ITQ_CH so that only V [n, bits] is kept
+   whole; every product goes through zs__dgemm. */
+#define ZS__ITQ_CH 256
+ZS__FN int zs_itq_train(zs_itq *q, uint64_t *codes, const float *x, int n, int dim, int bits, int iters,
+                        uint64_t seed, const float *init_rot) {
+    size_t Nn = (size_t)n, D = (size_t)dim, B = (size_t)bits, i, j, c, i0;
+    double *mean = NULL, *cov = NULL, *evals = NULL, *zt = NULL, *v = NULL, *R = NULL, *C = NULL, *ub = NULL,
+           *sv = NULL, *uat = NULL, *P = NULL, *xc = NULL, *xct = NULL, *zc = NULL, *bt = NULL, *t1 = NULL, *t2 = NULL,
+           *pk = NULL;
+    int r = ZS_OK, it, words = ZS_ITQ_WORDS(bits);
+    if (!q || !x) return zs__fail(ZS_ERR_ARG, "zs_itq_train: NULL q or x");
+    memset(q, 0, sizeof *q);
+    if (n < 2 || dim < 1 || dim > ZS_ITQ_MAX_DIM || dim > ZS_LINALG_MAX_N || bits < 1 || bits > dim || iters < 0 ||
+        n > (1 << 28))
+        return zs__fail(ZS_ERR_ARG, "zs_itq_train: need n >= 2, 1 <= bits <= dim <= %d, iters >= 0 (n %d, dim %d, "
+                        "bits %d, iters %d)", ZS_ITQ_MAX_DIM, n, dim, bits, iters);
+    if (!zs__mul_ok(Nn, D, &i) || !zs__mul_ok(Nn, B * sizeof(double), &i))
+        return zs__fail(ZS_ERR_ARG, "zs_itq_train: %d x %d is too large", n, dim);
+    for (i = 0; i < Nn * D; i++)
+        if (!zs__finite_d(x[i]))
+            return zs__fail(ZS_ERR_ARG, "zs_itq_train: x[%zu][%zu] is not finite", i / D, i % D);
+    mean = zs__dalloc(D, 1);
+    cov = zs__dalloc(D, D);
+    evals = zs__dalloc(D, 1);
+    zt = zs__dalloc(D, D);
+    P = zs__dalloc(D, B);
+    v = zs__dalloc(Nn, B);
+    R = zs__dalloc(B, B);
+    C = zs__dalloc(B, B);
+    ub = zs__dalloc(B, B);
+    sv = zs__dalloc(B, 1);
+    uat = zs__dalloc(B, B);
+    t1 = zs__dalloc(B, B);
+    t2 = zs__dalloc(B, B);
+    xc = zs__dalloc(ZS__ITQ_CH, D);
+    xct = zs__dalloc(ZS__ITQ_CH, D);
+    zc = zs__dalloc(ZS__ITQ_CH, B);
+    bt = zs__dalloc(ZS__ITQ_CH, B);
+    pk = zs__dalloc(ZS__DGEMM_PACK, 1);
+    if (!pk || !mean || !cov || !evals || !zt || !P || !v || !R || !C || !ub || !sv || !uat || !t1 || !t2 || !xc || !xct ||
+        !zc || !bt) {
+        r = zs__fail(ZS_ERR_NOMEM, "zs_itq_train: out of memory (n %d, dim %d, bits %d)", n, dim, bits);
+        goto done;
+    }
+    /* mean, then the scatter matrix Xc^T Xc, chunk by chunk */
+    for (j = 0; j < D; j++) mean[j] = 0;
+    for (i = 0; i < Nn; i++)
+        for (j = 0; j < D; j++) mean[j] += x[i * D + j];
+    for (j = 0; j < D; j++) mean[j] /= (double)n;
+    memset(cov, 0, D * D * sizeof(double));
+    for (i0 = 0; i0 < Nn; i0 += ZS__ITQ_CH) {
+        size_t m = Nn - i0 < ZS__ITQ_CH ? Nn - i0 : ZS__ITQ_CH;
+        for (i = 0; i < m; i++)
+            for (j = 0; j < D; j++) xct[j * m + i] = xc[i * D + j] = x[(i0 + i) * D + j] - mean[j];
+        zs__dgemm(cov, D, xct, m, xc, D, dim, dim, (int)m, 1, pk);
+    }
+    r = zs__eigh_rows(evals, zt, cov, dim);
+    if (r) goto done;
+    /* V = Xc P, P [dim, bits] = the leading eigenvectors as columns */
+    for (j = 0; j < D; j++)
+        for (c = 0; c < B; c++) P[j * B + c] = zt[c * D + j];
+    for (i0 = 0; i0 < Nn; i0 += ZS__ITQ_CH) {
+        size_t m = Nn - i0 < ZS__ITQ_CH ? Nn - i0 : ZS__ITQ_CH;
+        for (i = 0; i < m; i++)
+            for (j = 0; j < D; j++) xc[i * D + j] = x[(i0 + i) * D + j] - mean[j];
+        zs__dgemm(v + i0 * B, B, xc, D, P, B, (int)m, bits, dim, 0, pk);
+    }
+    /* initial rotation */
+    if (init_rot) {
+        for (i = 0; i < B * B; i++) {
+            if (!zs__finite_d(init_rot[i])) {
+                r = zs__fail(ZS_ERR_ARG, "zs_itq_train: init_rot[%zu] is not finite", i);
+                goto done;
+            }
+            R[i] = init_rot[i];
+        }
+    } else {
+        /* U of the SVD of a Gaussian matrix (Box-Muller on the counter RNG) */
+        for (i = 0; i < B * B; i++) {
+            double u1 = ((double)(zs__mix64(seed ^ zs__mix64(2 * i)) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
+            double u2 = (double)(zs__mix64(seed ^ zs__mix64(2 * i + 1)) >> 11) * (1.0 / 9007199254740992.0);
+            C[i] = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+        }
+        r = zs_svd(R, sv, uat, C, bits, bits);
+        if (r) goto done;
+    }
+    for (it = 0; it < iters; it++) {
+        /* C = B^T V with B = sign(V R) (+1 at 0) */
+        memset(C, 0, B * B * sizeof(double));
+        for (i0 = 0; i0 < Nn; i0 += ZS__ITQ_CH) {
+            size_t m = Nn - i0 < ZS__ITQ_CH ? Nn - i0 : ZS__ITQ_CH;
+            zs__dgemm(zc, B, v + i0 * B, B, R, B, (int)m, bits, bits, 0, pk);
+            for (i = 0; i < m; i++)
+                for (c = 0; c < B; c++) bt[c * m + i] = zc[i * B + c] >= 0 ? 1.0 : -1.0;
+            zs__dgemm(C, B, bt, m, v + i0 * B, B, bits, bits, (int)m, 1, pk);
+        }
+        /* Procrustes: C = Ub S Ua^T -> R = Ua Ub^T */
+        r = zs_svd(ub, sv, uat, C, bits, bits);
+        if (r) goto done;
+        for (i = 0; i < B; i++)
+            for (j = 0; j < B; j++) {
+                t1[i * B + j] = uat[j * B + i]; /* Ua */
+                t2[i * B + j] = ub[j * B + i];  /* Ub^T */
+            }
+        zs__dgemm(R, B, t1, B, t2, B, bits, bits, bits, 0, pk);
+    }
+    r = zs__itq_alloc(q, dim, bits);
+    if (r) goto done;
+    for (j = 0; j < D; j++) q->mean[j] = (float)mean[j];
+    for (j = 0; j < D * B; j++) q->proj[j] = (float)P[j];
+    for (i = 0; i < B * B; i++) q->rot[i] = (float)R[i];
+    if (codes)
+        for (i0 = 0; i0 < Nn; i0 += ZS__ITQ_CH) {
+            size_t m = Nn - i0 < ZS__ITQ_CH ? Nn - i0 : ZS__ITQ_CH;
+            zs__dgemm(zc, B, v + i0 * B, B, R, B, (int)m, bits, bits, 0, pk);
+            for (i = 0; i < m; i++) zs__itq_pack(codes + (i0 + i) * (size_t)words, zc + i * B, bits);
+        }
+done:
+    zs__free(mean, NULL); zs__free(cov, NULL); zs__free(evals, NULL); zs__free(zt, NULL); zs__free(P, NULL);
+    zs__free(v, NULL); zs__free(R, NULL); zs__free(C, NULL); zs__free(ub, NULL); zs__free(sv, NULL);
+    zs__free(uat, NULL); zs__free(t1, NULL); zs__free(t2, NULL); zs__free(xc, NULL); zs__free(xct, NULL);
+    zs__free(zc, NULL); zs__free(bt, NULL); zs__free(pk, NULL);
+    return r;
+}
+
+ZS__FN int zs_itq_encode(const zs_itq *q, uint64_t *codes, const float *x, int n) {
+    size_t D, B, i, j, i0;
+    double *pr, *xc, *zc, *pd, *rd, *pk;
+    int words;
+    if (!q || !q->mean || !q->proj || !q->rot || !codes || (!x && n > 0) || n < 0)
+        return zs__fail(ZS_ERR_ARG, "zs_itq_encode: NULL argument, untrained zs_itq or n < 0");
+    if (q->dim < 1 || q->bits < 1 || q->bits > q->dim || q->dim > ZS_ITQ_MAX_DIM)
+        return zs__fail(ZS_ERR_ARG, "zs_itq_encode: bad zs_itq (dim %d, bits %d)", q->dim, q->bits);
+    D = (size_t)q->dim;
+    B = (size_t)q->bits;
+    words = ZS_ITQ_WORDS(q->bits);
+    pr = zs__dalloc(D * B * 2 + B * B + ZS__ITQ_CH * (D + B) + ZS__DGEMM_PACK, 1);
+    if (!pr) return zs__fail(ZS_ERR_NOMEM, "zs_itq_encode: out of memory");
+    pd = pr + D * B;
+    rd = pd + D * B;
+    xc = rd + B * B;
+    zc = xc + ZS__ITQ_CH * D;
+    pk = zc + ZS__ITQ_CH * B;
+    /* pr = P R [dim, bits] in double from the stored floats */
+    for (i = 0; i < D * B; i++) pd[i] = q->proj[i];
+    for (i = 0; i < B * B; i++) rd[i] = q->rot[i];
+    zs__dgemm(pr, B, pd, B, rd, B, q->dim, q->bits, q->bits, 0, pk);
+    for (i0 = 0; i0 < (size_t)n; i0 += ZS__ITQ_CH) {
+        size_t m = (size_t)n - i0 < ZS__ITQ_CH ? (size_t)n - i0 : ZS__ITQ_CH;
+        for (i = 0; i < m; i++)
+            for (j = 0; j < D; j++) xc[i * D + j] = (double)x[(i0 + i) * D + j] - (double)q->mean[j];
+        zs__dgemm(zc, B, xc, D, pr, B, (int)m, q->bits, q->dim, 0, pk);
+        for (i = 0; i < m; i++) zs__itq_pack(codes + (i0 + i) * (size_t)words, zc + i * B, q->bits);
+    }
+    zs__free(pr, NULL);
+    return ZS_OK;
+}
+
+ZS__FN int zs_itq_save(const zs_itq *q, const char *path) {
+    zs_st_entry e[3];
+    int64_t sm[1], sp[2], sr[2];
+    static const char *const meta[] = {"format", "zsesbir-itq", NULL};
+    if (!q || !path || !q->mean || !q->proj || !q->rot || q->dim < 1 || q->bits < 1 || q->bits > q->dim)
+        return zs__fail(ZS_ERR_ARG, "zs_itq_save: NULL argument or untrained zs_itq");
+    sm[0] = q->dim;
+    sp[0] = q->dim; sp[1] = q->bits;
+    sr[0] = q->bits; sr[1] = q->bits;
+    e[0].name = "itq.mean"; e[0].type = ZS_F32; e[0].ndim = 1; e[0].shape = sm; e[0].data = q->mean;
+    e[1].name = "itq.proj"; e[1].type = ZS_F32; e[1].ndim = 2; e[1].shape = sp; e[1].data = q->proj;
+    e[2].name = "itq.rot"; e[2].type = ZS_F32; e[2].ndim = 2; e[2].shape = sr; e[2].data = q->rot;
+    return zs_st_save(path, e, 3, meta);
+}
+
+ZS__FN int zs_itq_load(zs_itq *q, const char *path) {
+    zs_safetensors *st;
+    const zs_st_info *tm, *tp, *tr;
+    int r, dim, bits, t;
+    size_t i;
+    if (!q || !path) return zs__fail(ZS_ERR_ARG, "zs_itq_load: NULL argument");
+    memset(q, 0, sizeof *q);
+    st = zs_st_open(path);
+    if (!st) return ZS_ERR_FORMAT; /* message from zs_st_open */
+    tm = zs_st_find(st, "itq.mean");
+    tp = zs_st_find(st, "itq.proj");
+    tr = zs_st_find(st, "itq.rot");
+    if (!tm || !tp || !tr) {
+        zs_st_close(st);
+        return zs__fail(ZS_ERR_FORMAT, "%s: missing itq.mean, itq.proj or itq.rot", path);
+    }
+    if (tm->ndim != 1 || tp->ndim != 2 || tr->ndim != 2 || tm->shape[0] < 1 || tm->shape[0] > ZS_ITQ_MAX_DIM ||
+        tp->shape[0] != tm->shape[0] || tp->shape[1] < 1 || tp->shape[1] > tm->shape[0] ||
+        tr->shape[0] != tp->shape[1] || tr->shape[1] != tp->shape[1]) {
+        zs_st_close(st);
+        return zs__fail(ZS_ERR_FORMAT, "%s: inconsistent ITQ shapes (want mean [d], proj [d,b], rot [b,b], "
+                        "1 <= b <= d <= %d)", path, ZS_ITQ_MAX_DIM);
+    }
+    dim = (int)tm->shape[0];
+    bits = (int)tp->shape[1];
+    r = zs__itq_alloc(q, dim, bits);
+    if (!r) r = zs_st_read(st, tm, q->mean, ZS_F32, (size_t)dim);
+    if (!r) r = zs_st_read(st, tp, q->proj, ZS_F32, (size_t)dim * (size_t)bits);
+    if (!r) r = zs_st_read(st, tr, q->rot, ZS_F32, (size_t)bits * (size_t)bits);
+    zs_st_close(st);
+    for (t = 0; !r && t < 3; t++) {
+        const float *p = t == 0 ? q->mean : t == 1 ? q->proj : q->rot;
+        size_t cnt = t == 0 ? (size_t)dim : t == 1 ? (size_t)dim * (size_t)bits : (size_t)bits * (size_t)bits;
+        for (i = 0; i < cnt; i++)
+            if (!zs__finite_d(p[i])) {
+                r = zs__fail(ZS_ERR_FORMAT, "%s: non-finite value in %s", path, t == 0 ? "itq.mean" : t == 1 ? "itq.proj" : "itq.rot");
+                break;
+            }
+    }
+    if (r) zs_itq_free(q);
+    return r;
+}
+
+/* ---- Hamming distances --------------------------------------------------- */
+ZS__PRIV int zs__popcount64_portable(uint64_t x) {
+    x = x - ((x >> 1) & 0x5555555555555555ull);
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    return (int)((x * 0x0101010101010101ull) >> 56);
+}
+#if defined(__GNUC__) || defined(__clang__)
+#define zs__popcount64(x) __builtin_popcountll(x)
+#else
+#define zs__popcount64(x) zs__popcount64_portable(x)
+#endif
+
+ZS__FN int zs_hamming_matrix(float *dist, const uint64_t *a, int na, const uint64_t *b, int nb, int bits) {
+    int words, i, j, w;
+    uint64_t last;
+    if (!dist || (!a && na > 0) || (!b && nb > 0) || na < 0 || nb < 0 || bits < 1)
+        return zs__fail(ZS_ERR_ARG, "zs_hamming_matrix: NULL argument, negative count or bits < 1");
+    words = ZS_ITQ_WORDS(bits);
+    last = (bits & 63) ? (((uint64_t)1 << (bits & 63)) - 1) : ~(uint64_t)0;
+    for (i = 0; i < na; i++) {
+        const uint64_t *ai = a + (size_t)i * words;
+        for (j = 0; j < nb; j++) {
+            const uint64_t *bj = b + (size_t)j * words;
+            int d = 0;
+            for (w = 0; w + 1 < words; w++) d += zs__popcount64(ai[w] ^ bj[w]);
+            d += zs__popcount64((ai[words - 1] ^ bj[words - 1]) & last);
+            dist[(size_t)i * nb + j] = (float)d;
+        }
+    }
+    return ZS_OK;
 }
 
 /* ==================================================================== */

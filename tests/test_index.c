@@ -92,21 +92,6 @@ static void test_index_writer_errors(void) {
     ZT_CHECK(zs_index_create("build/no/such/dir/x.zsi", &in) == NULL && strstr(zs_last_error(), "cannot create"), "bad dir");
 }
 
-static unsigned char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    unsigned char *b;
-    long sz;
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    b = (unsigned char *)malloc((size_t)sz + 1);
-    if (b && fread(b, 1, (size_t)sz, f) != (size_t)sz) { free(b); b = NULL; }
-    fclose(f);
-    *n = (size_t)sz;
-    return b;
-}
-
 static int dump(const char *path, const unsigned char *b, size_t n) {
     FILE *f = fopen(path, "wb");
     int ok;
@@ -139,7 +124,7 @@ static void test_index_corrupt(void) {
     int bad = 0, loaded = 0, l, flips;
     unsigned long long st = 99;
     ZT_REQUIRE(write_index(IDX_PATH, 2, ZS_F16, emb, tok) == ZS_OK, "write");
-    b = slurp(IDX_PATH, &n);
+    b = zt_read_file(IDX_PATH, &n);
     ZT_REQUIRE(b, "read back");
     c = (unsigned char *)malloc(n);
     ZT_REQUIRE(c, "malloc");

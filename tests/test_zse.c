@@ -12,13 +12,8 @@
 
 #define GOLDEN "tests/golden/zsesbir_tiny.safetensors"
 
-static zs_zse_config tiny_config(void) {
-    zs_zse_config c = zs_zse_config_default();
-    c.img_size = 64; c.dim = 32; c.depth = 2; c.heads = 4; c.mlp_dim = 64;
-    c.scale_ch[0] = 8; c.scale_ch[1] = 16; c.scale_ch[2] = 16;
-    c.ca_heads = 2; c.ca_ffn = 48; c.anchor_ch = 24;
-    return c;
-}
+/* the golden file's config (tools/zsesbir_ref.py "tiny") */
+static zs_zse_config tiny_config(void) { return zs_zse_config_tiny(); }
 
 static void test_zse_parity_tiny(void) {
     double worst = 0;

@@ -75,6 +75,21 @@ static ZT__UNUSED int zt_finish(void) {
 /* ---- helpers ------------------------------------------------------------ */
 
 /* deterministic pseudo-random float in [-1,1) from (seed, i) */
+/* Whole file into a malloc'd buffer (+1 byte, NUL-terminated); NULL if unreadable. */
+static ZT__UNUSED unsigned char *zt_read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    unsigned char *b = NULL;
+    long sz;
+    if (!f) return NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (sz = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (b = (unsigned char *)malloc((size_t)sz + 1)) != NULL) {
+        if (fread(b, 1, (size_t)sz, f) != (size_t)sz) { free(b); b = NULL; }
+        else { b[sz] = 0; *n = (size_t)sz; }
+    }
+    fclose(f);
+    return b;
+}
+
 /* NaN test by bits: isnan() and x != x are folded to "false" under -ffast-math. */
 static ZT__UNUSED int zt_isnan(double x) {
     unsigned long long u;

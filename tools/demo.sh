@@ -19,7 +19,7 @@ if [ -z "$DATA" ]; then
     DATA=$B/demo_data
     TESTS=${TESTS:-$DATA/test_classes.txt}
     CONFIG=${CONFIG:-tiny}
-    STEPS=${STEPS:-1500}
+    STEPS=${STEPS:-1000}
     BATCH=${BATCH:-8}
     LR=${LR:-5e-4}
 else
