@@ -3,8 +3,10 @@
 #   make asan    the tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench   GEMM benchmark against OpenBLAS (installs libopenblas-dev if root)
 #   make bench-zse  ZSE-SBIR speed/memory against PyTorch on this machine
+#   make bench-tcn  TCN (ResNet-50 forward, training step) against PyTorch
 #   make demo    the end-to-end demo
-#   make parity  ZSE-SBIR at full size against the PyTorch reference
+#   make parity  ZSE-SBIR and the TCN ResNet-50 at full size against PyTorch
+#   make fuzz    libFuzzer on every file loader, FUZZ_SECONDS (60) per target (needs clang)
 
 CC      ?= cc
 CXX     ?= c++
@@ -19,7 +21,7 @@ B       := build
 TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 HDR     := zsesbir.h $(wildcard dev/*.h) $(wildcard tests/*.h)
 
-.PHONY: all test asan bench bench-zse demo parity deps clean
+.PHONY: all test asan bench bench-zse bench-tcn demo parity deps fuzz clean
 
 all: zsesbir $(B)/demo
 
@@ -97,15 +99,31 @@ $(B)/bench_zse: tools/bench_zse.c $(HDR) | $(B)
 bench-zse: $(B)/bench_zse
 	sh tools/bench_zse.sh
 
+$(B)/tcn_bench: tools/tcn_bench.c $(HDR) | $(B)
+	$(CC) -std=c99 $(CFLAGS) $(WARN) -I. $< -o $@ $(LDLIBS)
+
+bench-tcn: $(B)/tcn_bench
+	B=$(B) sh tools/bench_tcn.sh
+
+# -- fuzzing: libFuzzer on every file loader (needs clang), FUZZ_SECONDS per target
+fuzz:
+	FUZZ_SECONDS=$(or $(FUZZ_SECONDS),60) sh tools/fuzz.sh
+
+# tests/test_fuzz_regress.c replays tests/fuzz/regress/ through the harnesses it includes
+FUZZ_HARNESS := $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
+$(foreach d,/ /nosimd/ /nothreads/ /cpp/ /fastmath/ /asan/,$(B)$(d)test_fuzz_regress): $(FUZZ_HARNESS)
+
 # -- full-size parity with the PyTorch reference (needs python3-torch) ------
 $(B)/parity_zse: tools/parity_zse.c $(HDR) | $(B)
 	$(CC) -std=c99 $(CFLAGS) $(WARN) -I. $< -o $@ $(LDLIBS)
 
-parity: $(B)/parity_zse
+parity: $(B)/parity_zse $(B)/tcn_bench
 	@/usr/bin/python3 -c "import torch, numpy" 2>/dev/null || { \
 	    echo "make parity needs PyTorch: apt-get install -y python3-torch python3-numpy"; exit 1; }
 	@[ -f $(B)/parity_full.safetensors ] || /usr/bin/python3 tools/zsesbir_ref.py --parity $(B)/parity_full.safetensors
 	$(B)/parity_zse $(B)/parity_full.safetensors
+	@[ -f $(B)/tcn_full/resnet50_io.safetensors ] || /usr/bin/python3 tools/tcn_ref.py --full $(B)/tcn_full
+	$(B)/tcn_bench --parity $(B)/tcn_full
 
 # optional stb_image (PNG/JPEG) support: install libstb-dev when root, else report
 deps:

@@ -67,7 +67,8 @@
         [api:zse]        ZSE-SBIR model: config, weights, forward, training,
                          retrieval (embed, cached RN scoring, two-stage search)
         [api:tcn]        TCN model (SPEC 2): torchvision ResNets, coupled
-                         encoders, hash/KD heads, losses, training step
+                         encoders, hash/KD heads, losses, training step,
+                         word vectors, paired augmentation
         [api:linalg]     eigh, thin SVD, TCN head init (SPEC 2.1), ITQ and
                          Hamming distances (SPEC 2.3)
         [api:data]       retrieval metrics (SPEC 4), list files, datasets, sampler
@@ -75,7 +76,8 @@
                          PIL/OpenCV-exact resizing, pre-processing (SPEC 3)
         [api:quickdraw]  Quick, Draw! .ndjson reader, anti-aliased stroke
                          rasteriser into zs_image (sketch queries)
-        [api:index]      photo index files (.zsi), contact sheets
+        [api:index]      photo index files (.zsi; ZSE-SBIR or TCN, ITQ codes),
+                         contact sheets
       IMPLEMENTATION
         [impl:platform]  includes, TLS, allocator, SIMD vector macros
         [impl:errors]    thread-local last error
@@ -849,6 +851,9 @@ typedef struct zs_tcn_config {
                                   code does (it embeds both modalities through the sketch
                                   output of fc_model(feature, feature)); 1: own statistics */
     float w_cls, w_kd, w_share, w_sbh; /* loss weights 1, 1, 1000, 1 */
+    int img_size;              /* input side the images are resized to (224, SPEC 3); the
+                                  network takes any size, this only travels with the
+                                  weights (zs_tcn_save metadata) so programs resize alike */
 } zs_tcn_config;
 
 typedef struct zs_tcn {
@@ -919,6 +924,55 @@ ZSDEF float zs_tcn_lr(float lr0, int epoch, int epochs);
 /* zero grads, training-mode loss, backward, optimiser step; the tape and
    every tensor made here are released before returning. */
 ZSDEF int zs_tcn_train_step(zs_ctx *ctx, zs_tcn *m, zs_optim *opt, const zs_tcn_batch *b, zs_tcn_losses *out);
+
+/* Config as one line of text (index files hash it; zs_tcn_save stores it as
+   metadata "zsesbir.config" next to "zsesbir.model" = "tcn"), e.g.
+   "tcn bottleneck=1 layers=3,4,6,3 stem=64 planes=64,128,256,512 dim=64
+   classes=100 kd=1000 wv=300 mssbn=0 size=224". ZS_ERR_ARG when cap is too
+   small. zs_tcn_load takes img_size back from that metadata (224 without). */
+ZSDEF int zs_tcn_config_format(const zs_tcn_config *c, char *buf, size_t cap);
+
+/* Word vectors of named classes from a text file of "name<TAB>v1 v2 ..."
+   lines (data/wordvec/NAME_gwv300.txt): out [n, dim], row i = the vector of
+   names[i]. Names match exactly, or with ' ' and '_' taken as equal
+   (TU-Berlin writes spaces as '_'). A missing name, a line of another
+   width or a non-finite value is ZS_ERR_FORMAT naming it. */
+ZSDEF int zs_tcn_wordvec_load(float *out, const char *path, const char *const *names, int n, int dim);
+
+/* -- paired augmentation (SPEC 2.2) --
+   The SAME random affine warp is applied to a sketch and its photo:
+   horizontal flip (p 0.5), zoom about the centre by s ~ U(0.7, 1.3),
+   rotation by a ~ U(-30, 30) degrees, shift (tx, ty) ~ U(-10, 10) pixels
+   each (the release's ranges, SPEC 2.2; pixels of the image warped, i.e.
+   after the resize to 224 in the CLI). A content point p (pixel centres at
+   i + 0.5, centre c = (w/2, h/2)) moves to
+      c + (tx, ty) + s R(a) F (p - c),   F = mirror x when flip,
+   R(a) turning counter-clockwise ON SCREEN for a > 0 (y points down; as
+   PIL's Image.rotate). Output pixels are sampled from the inverse map with
+   bilinear interpolation (rounded to nearest); positions within 1e-6 of a
+   pixel centre snap to it, so flips, 90-degree turns and whole-pixel shifts
+   move pixels exactly. Outside the source: fill colour, white for sketches
+   (paper background) and the ImageNet mean (124, 116, 104) for photos (0
+   after normalisation: like zero padding). Output size = input size. */
+struct zs_image; /* [api:image] */
+typedef struct zs_tcn_aug {
+    int flip;      /* 1: mirror left-right */
+    float scale;   /* > 0; 1: none; > 1 zooms in */
+    float angle;   /* degrees, counter-clockwise on screen */
+    float tx, ty;  /* shift in pixels: +x right, +y down */
+} zs_tcn_aug;
+#define ZS_TCN_AUG_SCALE_LO 0.7f
+#define ZS_TCN_AUG_SCALE_HI 1.3f
+#define ZS_TCN_AUG_ANGLE 30.0f /* +- degrees */
+#define ZS_TCN_AUG_SHIFT 10.0f /* +- pixels */
+ZSDEF zs_tcn_aug zs_tcn_aug_identity(void);
+/* Deterministic draw from (seed, counter) with the ranges above. */
+ZSDEF zs_tcn_aug zs_tcn_aug_sample(uint64_t seed, uint64_t counter);
+/* out (allocated here, in->w x in->h) = in warped by a; fill [3] RGB. */
+ZSDEF int zs_tcn_augment(struct zs_image *out, const struct zs_image *in, const zs_tcn_aug *a, const unsigned char fill[3]);
+/* Both images with the same a: the sketch filled white, the photo with the mean. */
+ZSDEF int zs_tcn_augment_pair(struct zs_image *sketch_out, struct zs_image *photo_out, const struct zs_image *sketch,
+                              const struct zs_image *photo, const zs_tcn_aug *a);
 
 /* ==================================================================== */
 /* [api:linalg] dense linear algebra, TCN head init, ITQ hashing        */
@@ -1367,16 +1421,21 @@ ZSDEF int zs_qd_render(zs_image *out, const zs_qd_drawing *d, const zs_qd_raster
 
    File layout (little-endian; every count and length is checked against the
    real file size before anything is allocated):
-      "ZSESBIRI" u32 version (1) u32 model (0 = ZSE-SBIR)
+      "ZSESBIRI" u32 version (2) u32 model (ZS_INDEX_MODEL_*)
       u64 config_hash   FNV-1a 64 of the model config text
       u64 weights_hash  zs_weights_hash of the parameters used
       u32 n  u32 dim  u32 tokens  u32 token_dim  u32 token_type (ZS_F32|ZS_F16)
-      u32 n_classes  u32 config_len  u32 0
+      u32 n_classes  u32 config_len  u32 bits (ITQ code bits, 0 = none)
       config text; n_classes x (u32 len, name); n x (i32 label, u32 len, path)
-      n records: f32 emb[dim], tokens[tokens*token_dim] of token_type
+      when bits > 0: f32 itq mean[dim], proj[dim*bits], rot[bits*bits]
+      n records: f32 emb[dim], u64 code[ZS_ITQ_WORDS(bits)] (ITQ codes of
+                 emb, when bits > 0), tokens[tokens*token_dim] of token_type
+   Version 1 files (the same with bits always 0) are still read.
    Strings are at most ZS_INDEX_MAX_STR bytes; n at most 2^31-1. */
-#define ZS_INDEX_VERSION 1
+#define ZS_INDEX_VERSION 2
 #define ZS_INDEX_MAX_STR 4096
+#define ZS_INDEX_MODEL_ZSE 0 /* ZSE-SBIR: ret-token embeddings (+ SA tokens) */
+#define ZS_INDEX_MODEL_TCN 1 /* TCN: L2-normalised hash-head embeddings (+ ITQ) */
 
 typedef struct zs_index_info {
     uint64_t config_hash, weights_hash;
@@ -1388,6 +1447,9 @@ typedef struct zs_index_info {
     const char *const *class_name; /* [n_classes] or NULL */
     const char *const *path;       /* [n] */
     const int32_t *label;          /* [n] or NULL (all -1) */
+    uint32_t model;                /* ZS_INDEX_MODEL_* */
+    const zs_itq *itq;             /* NULL, or a rotation over dim: the writer stores it
+                                      and each record's codes (zs_itq_encode of emb) */
 } zs_index_info;
 
 typedef struct zs_index_writer zs_index_writer; /* opaque */
@@ -1410,6 +1472,8 @@ typedef struct zs_index {
     char **path;             /* [n] */
     int32_t *label;          /* [n], -1 = unknown */
     float *emb;              /* [n, dim] */
+    zs_itq itq;              /* bits 0: none stored */
+    uint64_t *codes;         /* [n, ZS_ITQ_WORDS(itq.bits)] or NULL */
     void *priv_;             /* open file for token reads */
 } zs_index;
 /* Reads the header, strings and all embeddings; *out zeroed on failure. */
@@ -10156,7 +10220,7 @@ ZS__PRIV void zs__pfloat_repr(double f, char *out, size_t cap) {
 }
 
 ZS__PRIV int zs__pmeta_add(zs__pout *o, const char *key, size_t kn, const char *val, size_t vn) {
-    size_t k, v;
+    size_t k = 0, v = 0;
     int r;
     ZS__PTH_GROW(o->meta, o->cmeta, o->nmeta + 1, zs__pmeta);
     if ((r = zs__ptxt(o, key, kn, &k)) != 0 || (r = zs__ptxt(o, val, vn, &v)) != 0) return r;
@@ -10412,7 +10476,7 @@ ZS__PRIV int zs__pth_convert(zs__src *s, const char *who, void **img, size_t *im
     zs__pout o;
     unsigned char head[32], *small = NULL, *pkl = NULL;
     int r, i;
-    int32_t root;
+    int32_t root = -1;
     size_t hn = s->size < sizeof head ? (size_t)s->size : sizeof head;
     memset(&z, 0, sizeof z);
     memset(&m, 0, sizeof m);
@@ -10518,7 +10582,7 @@ ZS__FN int zs_pth_convert(const char *pth_path, const char *safetensors_path) {
     if (r) return r;
     f = fopen(safetensors_path, "wb");
     if (!f) r = zs__fail(ZS_ERR_IO, "%s: cannot create '%.200s': %s", who, safetensors_path, strerror(errno));
-    else if ((fwrite(img, 1, n, f) != n) | (fclose(f) != 0)) {
+    else if ((int)(fwrite(img, 1, n, f) != n) | (int)(fclose(f) != 0)) { /* both run */
         r = zs__fail(ZS_ERR_IO, "%s: cannot write '%.200s': %s", who, safetensors_path, strerror(errno));
         remove(safetensors_path);
     }
@@ -10538,7 +10602,7 @@ ZS__PRIV int zs__pth_head(const char *path, const char *fn, unsigned char *b, si
 
 ZS__FN int zs_is_pth_file(const char *path) {
     unsigned char b[4];
-    size_t n;
+    size_t n = 0;
     int r = zs__pth_head(path, "zs_is_pth_file", b, 4, &n);
     if (r) return r;
     return n == 4 && (!memcmp(b, "PK\3\4", 4) || !memcmp(b, "PK\5\6", 4));
@@ -10546,7 +10610,7 @@ ZS__FN int zs_is_pth_file(const char *path) {
 
 ZS__FN zs_safetensors *zs_weights_open(const char *path) {
     unsigned char b[32];
-    size_t n;
+    size_t n = 0;
     if (zs__pth_head(path, "zs_weights_open", b, sizeof b, &n)) return NULL;
     if ((n >= 4 && (!memcmp(b, "PK\3\4", 4) || !memcmp(b, "PK\5\6", 4))) || zs__pth_is_legacy(b, n)) return zs_pth_open(path);
     return zs_st_open(path);
@@ -11509,6 +11573,7 @@ ZS__FN zs_tcn_config zs_tcn_config_default(void) {
     c.dim = 64; c.n_classes = 100; c.kd_classes = 1000; c.wv_dim = 300;
     c.mssbn = 0; c.dropout = -1.0f; c.mssbn_eval_own_stats = 0;
     c.w_cls = 1.0f; c.w_kd = 1.0f; c.w_share = 1000.0f; c.w_sbh = 1.0f;
+    c.img_size = 224;
     return c;
 }
 
@@ -11529,6 +11594,7 @@ ZS__FN int zs_tcn_config_check(const zs_tcn_config *c) {
         return zs__fail(ZS_ERR_ARG, "tcn config: dim %d, n_classes %d, kd_classes %d, wv_dim %d must be positive (and sane)", c->dim,
                         c->n_classes, c->kd_classes, c->wv_dim);
     if (c->mssbn != 0 && c->mssbn != 1) return zs__fail(ZS_ERR_ARG, "tcn config: mssbn must be 0 or 1");
+    if (c->img_size < 16 || c->img_size > 4096) return zs__fail(ZS_ERR_ARG, "tcn config: img_size %d outside [16, 4096]", c->img_size);
     if (!(c->dropout < 1.0f)) return zs__fail(ZS_ERR_ARG, "tcn config: dropout %g must be < 1 (negative: release rule)", (double)c->dropout);
     if (!(c->w_cls >= 0.0f && c->w_kd >= 0.0f && c->w_share >= 0.0f && c->w_sbh >= 0.0f))
         return zs__fail(ZS_ERR_ARG, "tcn config: loss weights must be >= 0");
@@ -11903,7 +11969,7 @@ ZS__PRIV void zs__tcn_file_close(zs__tcn_file *f) {
 ZS__PRIV int zs__tcn_file_open(zs__tcn_file *f, const char *path) {
     int i;
     memset(f, 0, sizeof *f);
-    f->st = zs_st_open(path);
+    f->st = zs_weights_open(path); /* safetensors or a torch.save .pth */
     if (!f->st) return ZS_ERR_FORMAT; /* message set */
     f->n = zs_st_count(f->st);
     f->names = (char **)zs__malloc(sizeof(char *) * (size_t)(f->n ? f->n : 1), NULL);
@@ -12066,9 +12132,9 @@ ZS__FN int zs_resnet_load(zs_resnet *r, const char *path, const char *prefix, in
 }
 
 /* every tensor of a store as F32 under its own name */
-ZS__PRIV int zs__tcn_save_store(const zs_params *p, const char *path, const char *what) {
+ZS__PRIV int zs__tcn_save_store(const zs_params *p, const char *path, const char *what, const char *config) {
     zs_st_entry *e;
-    const char *meta[3];
+    const char *meta[7];
     int i, rc;
     if (!p->data) return zs__fail(ZS_ERR_STATE, "%s: model not initialised", what);
     e = (zs_st_entry *)zs__malloc(sizeof(zs_st_entry) * (size_t)(p->count ? p->count : 1), NULL);
@@ -12081,6 +12147,9 @@ ZS__PRIV int zs__tcn_save_store(const zs_params *p, const char *path, const char
         e[i].data = p->t[i].data;
     }
     meta[0] = "format"; meta[1] = "pt"; meta[2] = NULL;
+    if (config) { /* lets a program tell a TCN file from other weights without guessing */
+        meta[2] = "zsesbir.model"; meta[3] = "tcn"; meta[4] = "zsesbir.config"; meta[5] = config; meta[6] = NULL;
+    }
     rc = zs_st_save(path, e, p->count, meta);
     zs__free(e, NULL);
     return rc;
@@ -12088,7 +12157,7 @@ ZS__PRIV int zs__tcn_save_store(const zs_params *p, const char *path, const char
 
 ZS__FN int zs_resnet_save(const zs_resnet *r, const char *path) {
     if (!r || !path) return zs__fail(ZS_ERR_ARG, "zs_resnet_save: NULL argument");
-    return zs__tcn_save_store(&r->params, path, "zs_resnet_save");
+    return zs__tcn_save_store(&r->params, path, "zs_resnet_save", NULL);
 }
 
 /* ==== TCN ================================================================ */
@@ -12233,6 +12302,8 @@ ZS__FN int zs_tcn_load(zs_tcn *m, const char *path, int with_grad) {
         else c.kd_classes = (int)t->shape[0];
     }
     if (rc == ZS_OK) {
+        const char *meta = zs_st_metadata(f.st, "zsesbir.config"), *sz = meta ? strstr(meta, " size=") : NULL;
+        if (sz && (c.img_size = atoi(sz + 6)) < 16) c.img_size = 224; /* checked again by the config check */
         c.mssbn = zs__tcn_file_info(&f, "%s%s", "fc.bn", ".weight") != NULL;
         t = zs__tcn_file_info(&f, "%s%s", "sbh.fc", ".weight");
         if (t && t->ndim == 2) c.wv_dim = (int)t->shape[1];
@@ -12259,8 +12330,10 @@ ZS__FN int zs_tcn_load(zs_tcn *m, const char *path, int with_grad) {
 }
 
 ZS__FN int zs_tcn_save(const zs_tcn *m, const char *path) {
+    char cfg[512];
     if (!m || !path) return zs__fail(ZS_ERR_ARG, "zs_tcn_save: NULL argument");
-    return zs__tcn_save_store(&m->params, path, "zs_tcn_save");
+    if (zs_tcn_config_format(&m->cfg, cfg, sizeof cfg) != ZS_OK) return ZS_ERR_ARG;
+    return zs__tcn_save_store(&m->params, path, "zs_tcn_save", cfg);
 }
 
 ZS__FN int zs_tcn_set_heads(zs_tcn *m, const float *hash_w, const float *kd_w, const float *kd_b) {
@@ -12487,6 +12560,157 @@ ZS__FN int zs_tcn_train_step(zs_ctx *ctx, zs_tcn *m, zs_optim *opt, const zs_tcn
     zs_set_grad_enabled(ctx, og);
     zs_set_training(ctx, ot);
     zs_ctx_release(ctx, mk);
+    return rc;
+}
+
+/* ---- config text, word vectors ------------------------------------------ */
+
+ZS__FN int zs_tcn_config_format(const zs_tcn_config *c, char *buf, size_t cap) {
+    const zs_resnet_config *b;
+    int n;
+    if (!c || !buf || !cap) return zs__fail(ZS_ERR_ARG, "zs_tcn_config_format: NULL argument");
+    b = &c->backbone;
+    n = snprintf(buf, cap, "tcn bottleneck=%d layers=%d,%d,%d,%d stem=%d planes=%d,%d,%d,%d dim=%d classes=%d kd=%d wv=%d mssbn=%d size=%d",
+                 b->bottleneck, b->layers[0], b->layers[1], b->layers[2], b->layers[3], b->stem, b->planes[0], b->planes[1],
+                 b->planes[2], b->planes[3], c->dim, c->n_classes, c->kd_classes, c->wv_dim, c->mssbn, c->img_size);
+    if (n < 0 || (size_t)n >= cap) return zs__fail(ZS_ERR_ARG, "zs_tcn_config_format: buffer of %zu bytes too small", cap);
+    return ZS_OK;
+}
+
+ZS__PRIV int zs__read_text(const char *path, char **buf, size_t *len); /* [impl:data] */
+ZS__PRIV int zs__finite_d(double x);                                  /* [impl:linalg] */
+
+/* a == b with ' ' and '_' equal; b has length bl */
+ZS__PRIV int zs__wv_name_eq(const char *a, const char *b, size_t bl) {
+    size_t i;
+    for (i = 0; i < bl; i++) {
+        char x = a[i] == ' ' ? '_' : a[i], y = b[i] == ' ' ? '_' : b[i];
+        if (!a[i] || x != y) return 0;
+    }
+    return a[bl] == 0;
+}
+
+ZS__FN int zs_tcn_wordvec_load(float *out, const char *path, const char *const *names, int n, int dim) {
+    char *buf, *s, *end;
+    size_t len;
+    int i, rc, lineno = 0, *found;
+    if (!out || !path || (n > 0 && !names) || n < 0 || dim < 1 || dim > 65536)
+        return zs__fail(ZS_ERR_ARG, "zs_tcn_wordvec_load: bad argument (n %d, dim %d)", n, dim);
+    for (i = 0; i < n; i++)
+        if (!names[i]) return zs__fail(ZS_ERR_ARG, "zs_tcn_wordvec_load: names[%d] is NULL", i);
+    if ((rc = zs__read_text(path, &buf, &len)) != ZS_OK) return rc;
+    found = (int *)zs__malloc(sizeof(int) * (size_t)(n + 1), NULL);
+    if (!found) { zs__free(buf, NULL); return zs__fail(ZS_ERR_NOMEM, "zs_tcn_wordvec_load: out of memory"); }
+    memset(found, 0, sizeof(int) * (size_t)(n + 1));
+    end = buf + len;
+    for (s = buf; s < end && rc == ZS_OK;) {
+        char *eol = (char *)memchr(s, '\n', (size_t)(end - s)), *tab;
+        size_t nl;
+        if (!eol) eol = end;
+        *eol = 0;
+        lineno++;
+        tab = strchr(s, '\t');
+        if (tab) {
+            nl = (size_t)(tab - s);
+            for (i = 0; i < n; i++) {
+                const char *p = tab + 1;
+                char *q;
+                int k;
+                if (found[i] || !zs__wv_name_eq(names[i], s, nl)) continue;
+                for (k = 0; k < dim && rc == ZS_OK; k++) {
+                    double v = strtod(p, &q);
+                    if (q == p || !zs__finite_d(v) || v > 3.4e38 || v < -3.4e38)
+                        rc = zs__fail(ZS_ERR_FORMAT, "%s:%d: value %d of \"%s\" is missing or not a finite number", path, lineno, k + 1, names[i]);
+                    out[(size_t)i * (size_t)dim + (size_t)k] = (float)v;
+                    p = q;
+                }
+                while (rc == ZS_OK && (*p == ' ' || *p == '\t' || *p == '\r')) p++;
+                if (rc == ZS_OK && *p) rc = zs__fail(ZS_ERR_FORMAT, "%s:%d: \"%s\" has more than %d values", path, lineno, names[i], dim);
+                found[i] = 1;
+            }
+        }
+        s = eol + 1;
+    }
+    for (i = 0; i < n && rc == ZS_OK; i++)
+        if (!found[i]) rc = zs__fail(ZS_ERR_FORMAT, "%s: no word vector for class \"%s\"", path, names[i]);
+    zs__free(found, NULL);
+    zs__free(buf, NULL);
+    return rc;
+}
+
+/* ---- paired augmentation (SPEC 2.2) -------------------------------------- */
+
+ZS__FN zs_tcn_aug zs_tcn_aug_identity(void) {
+    zs_tcn_aug a;
+    a.flip = 0; a.scale = 1.0f; a.angle = 0.0f; a.tx = 0.0f; a.ty = 0.0f;
+    return a;
+}
+
+ZS__FN zs_tcn_aug zs_tcn_aug_sample(uint64_t seed, uint64_t counter) {
+    zs_tcn_aug a;
+    uint64_t key = zs__mix64(seed ^ 0x41756721ull) ^ counter;
+    a.flip = zs__hash_uniform(key, 0) < 0.5f;
+    a.scale = ZS_TCN_AUG_SCALE_LO + (ZS_TCN_AUG_SCALE_HI - ZS_TCN_AUG_SCALE_LO) * zs__hash_uniform(key, 1);
+    a.angle = ZS_TCN_AUG_ANGLE * (2.0f * zs__hash_uniform(key, 2) - 1.0f);
+    a.tx = ZS_TCN_AUG_SHIFT * (2.0f * zs__hash_uniform(key, 3) - 1.0f);
+    a.ty = ZS_TCN_AUG_SHIFT * (2.0f * zs__hash_uniform(key, 4) - 1.0f);
+    return a;
+}
+
+/* snaps x to the nearest integer when within 1e-6 (exact flips / turns) */
+ZS__PRIV double zs__aug_snap(double x) {
+    double r = floor(x + 0.5);
+    return fabs(x - r) < 1e-6 ? r : x;
+}
+
+ZS__FN int zs_tcn_augment(zs_image *out, const zs_image *in, const zs_tcn_aug *a, const unsigned char fill[3]) {
+    double cx, cy, c, s, rad, inv;
+    int x, y, k, w, h, rc;
+    if (out) memset(out, 0, sizeof *out);
+    if (!out || !in || !in->rgb || !a || !fill) return zs__fail(ZS_ERR_ARG, "zs_tcn_augment: NULL argument");
+    if (!(a->scale > 1e-3f && a->scale < 1e3f) || !(a->angle > -1e6f && a->angle < 1e6f) || !(a->tx > -1e6f && a->tx < 1e6f) ||
+        !(a->ty > -1e6f && a->ty < 1e6f))
+        return zs__fail(ZS_ERR_ARG, "zs_tcn_augment: scale %g, angle %g, shift (%g, %g) out of range", (double)a->scale,
+                        (double)a->angle, (double)a->tx, (double)a->ty);
+    w = in->w; h = in->h;
+    if ((rc = zs_image_alloc(out, w, h)) != ZS_OK) return rc;
+    cx = 0.5 * w; cy = 0.5 * h;
+    rad = (double)a->angle * 3.14159265358979323846 / 180.0;
+    c = cos(rad); s = sin(rad);
+    inv = 1.0 / (double)a->scale;
+    for (y = 0; y < h; y++)
+        for (x = 0; x < w; x++) {
+            /* inverse map: q = F R(-a) (p - c - t) / s + c, R(a) = [c s; -s c] on screen */
+            double u = ((x + 0.5) - cx - a->tx) * inv, v = ((y + 0.5) - cy - a->ty) * inv;
+            double dx = c * u - s * v, dy = s * u + c * v, sx, sy, fx, fy;
+            int x0, y0, j;
+            unsigned char *o = out->rgb + ((size_t)y * (size_t)w + (size_t)x) * 3;
+            if (a->flip) dx = -dx;
+            sx = zs__aug_snap(cx + dx - 0.5);
+            sy = zs__aug_snap(cy + dy - 0.5);
+            if (!(sx > -2.0 && sx < w + 1.0 && sy > -2.0 && sy < h + 1.0)) { memcpy(o, fill, 3); continue; }
+            x0 = (int)floor(sx); y0 = (int)floor(sy);
+            fx = sx - x0; fy = sy - y0;
+            for (k = 0; k < 3; k++) {
+                double acc = 0.0;
+                for (j = 0; j < 4; j++) {
+                    int px = x0 + (j & 1), py = y0 + (j >> 1);
+                    double wt = ((j & 1) ? fx : 1.0 - fx) * ((j >> 1) ? fy : 1.0 - fy);
+                    int pv = (px >= 0 && px < w && py >= 0 && py < h) ? in->rgb[((size_t)py * (size_t)w + (size_t)px) * 3 + (size_t)k] : fill[k];
+                    acc += wt * pv;
+                }
+                j = (int)floor(acc + 0.5);
+                o[k] = (unsigned char)(j < 0 ? 0 : j > 255 ? 255 : j);
+            }
+        }
+    return ZS_OK;
+}
+
+ZS__FN int zs_tcn_augment_pair(zs_image *sketch_out, zs_image *photo_out, const zs_image *sketch, const zs_image *photo,
+                               const zs_tcn_aug *a) {
+    static const unsigned char white[3] = {255, 255, 255}, mean[3] = {124, 116, 104};
+    int rc = zs_tcn_augment(sketch_out, sketch, a, white);
+    if (rc == ZS_OK && (rc = zs_tcn_augment(photo_out, photo, a, mean)) != ZS_OK) zs_image_free(sketch_out);
     return rc;
 }
 
@@ -14138,6 +14362,49 @@ ZS__PRIV int zs__pnm_decode(const unsigned char *b, size_t n, zs_image *out, con
     return ZS_OK;
 }
 
+/* 0 if a JPEG Huffman table (DHT) declares more than 256 codes. stb_image
+   2.27 (Debian's libstb) writes that many entries into its 257-byte size and
+   256-byte value arrays, corrupting its decoder state (found by fuzzing);
+   newer stb rejects it. Walks the markers as stb does (segments by their
+   length, entropy-coded data byte by byte up to the next marker). */
+ZS__PRIV int zs__jpeg_dht_ok(const unsigned char *b, size_t n) {
+    size_t pos = 0, len, end, q;
+    while (pos < n) {
+        int m;
+        if (b[pos] != 0xff) { pos++; continue; }
+        while (pos < n && b[pos] == 0xff) pos++;
+        if (pos >= n) break;
+        m = b[pos++];
+        if (m == 0x00 || m == 0x01 || (m >= 0xd0 && m <= 0xd8)) continue; /* no length */
+        if (m == 0xd9 || n - pos < 2) break;
+        len = ((size_t)b[pos] << 8) | b[pos + 1];
+        end = len > n - pos ? n : pos + len;
+        for (q = pos + 2; m == 0xc4 && end - q >= 17;) { /* tables: class/id, 16 counts, values */
+            size_t k, codes = 0;
+            for (k = 1; k <= 16; k++) codes += b[q + k];
+            if (codes > 256) return 0;
+            q += 17 + codes;
+            if (q > end) break;
+        }
+        pos = end;
+    }
+    return 1;
+}
+
+/* 0 if a PNG chunk declares more bytes than the file has left: stb_image
+   2.27 grows its IDAT buffer to the declared length before reading, so a
+   332-byte file asked for 1.3 GB (found by fuzzing). */
+ZS__PRIV int zs__png_chunks_ok(const unsigned char *b, size_t n) {
+    size_t pos = 8;
+    while (n - pos >= 12) {
+        size_t len = ((size_t)b[pos] << 24) | ((size_t)b[pos + 1] << 16) | ((size_t)b[pos + 2] << 8) | b[pos + 3];
+        if (len > n - pos - 12) return 0;
+        if (!memcmp(b + pos + 4, "IEND", 4)) break;
+        pos += 12 + len;
+    }
+    return 1;
+}
+
 ZS__PRIV int zs__image_decode(const unsigned char *b, size_t n, zs_image *out, const char *who) {
     const char *fmt = NULL;
     if (n >= 2 && b[0] == 'P' && (b[1] == '5' || b[1] == '6')) return zs__pnm_decode(b, n, out, who);
@@ -14151,6 +14418,10 @@ ZS__PRIV int zs__image_decode(const unsigned char *b, size_t n, zs_image *out, c
         int w = 0, h = 0, comp = 0, r;
         unsigned char *p;
         if (n > (size_t)INT_MAX) return zs__fail(ZS_ERR_FORMAT, "%s: file too large", who);
+        if (n && b[0] == 0xff && !zs__jpeg_dht_ok(b, n)) /* stb takes FF (FF..) D8 as JPEG */
+            return zs__fail(ZS_ERR_FORMAT, "%s: JPEG: corrupt Huffman table (more than 256 codes)", who);
+        if (fmt && fmt[1] == 'N' && !zs__png_chunks_ok(b, n))
+            return zs__fail(ZS_ERR_FORMAT, "%s: PNG: a chunk runs past the end of the file (truncated or corrupt)", who);
         if (!stbi_info_from_memory(b, (int)n, &w, &h, &comp))
             return zs__fail(ZS_ERR_FORMAT, "%s: %s%sunrecognised or corrupt image (%s)", who, fmt ? fmt : "",
                             fmt ? ": " : "", stbi_failure_reason() ? stbi_failure_reason() : "?");
@@ -15241,6 +15512,7 @@ struct zs_index_writer {
     FILE *f;
     char *path;
     int n, done, dim, tok, tokd;
+    zs_itq itq;  /* copy of info->itq (bits 0: none) */
     zs_type tt;
     void *buf;   /* one record */
     size_t rec;  /* record bytes */
@@ -15262,6 +15534,7 @@ ZS__PRIV int zs__iw_str(zs_index_writer *w, const char *s, const char *what, int
 ZS__FN void zs_index_abort(zs_index_writer *w) {
     if (!w) return;
     if (w->f) { fclose(w->f); remove(w->path); }
+    zs_itq_free(&w->itq);
     zs__free(w->buf, NULL);
     zs__free(w->path, NULL);
     zs__free(w, NULL);
@@ -15285,6 +15558,11 @@ ZS__FN zs_index_writer *zs_index_create(const char *path, const zs_index_info *i
         zs__fail(ZS_ERR_ARG, "zs_index_create: record size overflows");
         return NULL;
     }
+    if (in->itq && (in->itq->dim != in->dim || in->itq->bits < 1 || in->itq->bits > in->dim || !in->itq->mean || !in->itq->proj || !in->itq->rot)) {
+        zs__fail(ZS_ERR_ARG, "zs_index_create: ITQ over %d dims with %d bits does not fit embeddings of %d", in->itq->dim, in->itq->bits, in->dim);
+        return NULL;
+    }
+    if (in->itq) rec += (size_t)ZS_ITQ_WORDS(in->itq->bits) * 8;
     clen = in->config ? strlen(in->config) : 0;
     if (clen > ZS_INDEX_MAX_STR) { zs__fail(ZS_ERR_ARG, "zs_index_create: config text longer than %d bytes", ZS_INDEX_MAX_STR); return NULL; }
     w = (zs_index_writer *)zs__malloc(sizeof *w, NULL);
@@ -15295,12 +15573,19 @@ ZS__FN zs_index_writer *zs_index_create(const char *path, const zs_index_info *i
     if (!w->path || !w->buf) { zs_index_abort(w); zs__fail(ZS_ERR_NOMEM, "zs_index_create: out of memory"); return NULL; }
     strcpy(w->path, path);
     w->n = in->n; w->dim = in->dim; w->tok = in->tokens; w->tokd = in->token_dim; w->tt = in->token_type; w->rec = rec;
+    if (in->itq) {
+        const zs_itq *q = in->itq;
+        if (zs__itq_alloc(&w->itq, q->dim, q->bits) != ZS_OK) { zs_index_abort(w); return NULL; }
+        memcpy(w->itq.mean, q->mean, sizeof(float) * (size_t)q->dim);
+        memcpy(w->itq.proj, q->proj, sizeof(float) * (size_t)q->dim * (size_t)q->bits);
+        memcpy(w->itq.rot, q->rot, sizeof(float) * (size_t)q->bits * (size_t)q->bits);
+    }
     w->f = fopen(path, "wb");
     if (!w->f) { zs__fail(ZS_ERR_IO, "zs_index_create(%.200s): cannot create: %s", path, strerror(errno)); zs_index_abort(w); return NULL; }
     memset(h, 0, sizeof h);
     memcpy(h, "ZSESBIRI", 8);
     zs__put_le32(h + 8, ZS_INDEX_VERSION);
-    zs__put_le32(h + 12, 0);
+    zs__put_le32(h + 12, in->model);
     zs__put_le64(h + 16, in->config_hash);
     zs__put_le64(h + 24, in->weights_hash);
     zs__put_le32(h + 32, (uint32_t)in->n);
@@ -15310,6 +15595,7 @@ ZS__FN zs_index_writer *zs_index_create(const char *path, const zs_index_info *i
     zs__put_le32(h + 48, (uint32_t)(in->tokens ? in->token_type : ZS_F32));
     zs__put_le32(h + 52, (uint32_t)in->n_classes);
     zs__put_le32(h + 56, (uint32_t)clen);
+    zs__put_le32(h + 60, (uint32_t)w->itq.bits);
     if (zs__iw_write(w, h, sizeof h) || zs__iw_write(w, in->config, clen)) { zs_index_abort(w); return NULL; }
     for (i = 0; i < in->n_classes; i++)
         if (zs__iw_str(w, in->class_name[i], "class name", i)) { zs_index_abort(w); return NULL; }
@@ -15324,17 +15610,40 @@ ZS__FN zs_index_writer *zs_index_create(const char *path, const zs_index_info *i
         zs__put_le32(b, (uint32_t)lab);
         if (zs__iw_write(w, b, 4) || zs__iw_str(w, in->path[i], "path", i)) { zs_index_abort(w); return NULL; }
     }
+    if (w->itq.bits) { /* mean, proj, rot as f32 */
+        const float *arr[3];
+        size_t len[3], k;
+        int a;
+        arr[0] = w->itq.mean; arr[1] = w->itq.proj; arr[2] = w->itq.rot;
+        len[0] = (size_t)w->dim; len[1] = (size_t)w->dim * (size_t)w->itq.bits; len[2] = (size_t)w->itq.bits * (size_t)w->itq.bits;
+        for (a = 0; a < 3; a++)
+            for (k = 0; k < len[a]; k++) {
+                unsigned char b[4];
+                uint32_t u;
+                memcpy(&u, arr[a] + k, 4);
+                zs__put_le32(b, u);
+                if (zs__iw_write(w, b, 4)) { zs_index_abort(w); return NULL; }
+            }
+    }
     return w;
 }
 
 ZS__FN int zs_index_append(zs_index_writer *w, const float *emb, const float *tokens) {
     unsigned char *b;
-    size_t i, tn = (size_t)w->tok * (size_t)w->tokd;
-    if (!w || !w->f || !emb || (tn && !tokens)) return zs__fail(ZS_ERR_ARG, "zs_index_append: NULL argument");
+    size_t i, tn;
+    if (!w || !w->f || !emb) return zs__fail(ZS_ERR_ARG, "zs_index_append: NULL argument");
+    tn = (size_t)w->tok * (size_t)w->tokd;
+    if (tn && !tokens) return zs__fail(ZS_ERR_ARG, "zs_index_append: NULL tokens");
     if (w->done >= w->n) return zs__fail(ZS_ERR_STATE, "zs_index_append: all %d records already written", w->n);
     b = (unsigned char *)w->buf;
     for (i = 0; i < (size_t)w->dim; i++) { uint32_t u; memcpy(&u, emb + i, 4); zs__put_le32(b + 4 * i, u); }
     b += (size_t)w->dim * 4;
+    if (w->itq.bits) {
+        uint64_t code[ZS_ITQ_WORDS(ZS_ITQ_MAX_DIM)] = {0};
+        int r = zs_itq_encode(&w->itq, code, emb, 1);
+        if (r) return r;
+        for (i = 0; i < (size_t)ZS_ITQ_WORDS(w->itq.bits); i++, b += 8) zs__put_le64(b, code[i]);
+    }
     for (i = 0; i < tn; i++) {
         if (w->tt == ZS_F16) { uint16_t hv = zs_f32_to_f16(tokens[i]); b[2 * i] = (unsigned char)hv; b[2 * i + 1] = (unsigned char)(hv >> 8); }
         else { uint32_t u; memcpy(&u, tokens + i, 4); zs__put_le32(b + 4 * i, u); }
@@ -15355,6 +15664,7 @@ ZS__FN int zs_index_finish(zs_index_writer *w) {
     r = fclose(w->f) == 0 ? ZS_OK : zs__fail(ZS_ERR_IO, "zs_index_finish(%.200s): close failed: %s", w->path, strerror(errno));
     w->f = NULL;
     if (r) remove(w->path);
+    zs_itq_free(&w->itq);
     zs__free(w->buf, NULL);
     zs__free(w->path, NULL);
     zs__free(w, NULL);
@@ -15382,6 +15692,8 @@ ZS__FN void zs_index_free(zs_index *idx) {
     zs__free(idx->label, NULL);
     zs__free(idx->emb, NULL);
     zs__free(idx->config, NULL);
+    zs__free(idx->codes, NULL);
+    zs_itq_free(&idx->itq);
     memset(idx, 0, sizeof *idx);
 }
 
@@ -15440,7 +15752,7 @@ fail:
 ZS__FN int zs_index_load(const char *path, zs_index *out) {
     zs__index_priv *p;
     unsigned char h[ZS__INDEX_HDR], *rb = NULL;
-    uint64_t off, n, dim, tok, tokd, tt, ncls, clen, es, rec, need;
+    uint64_t off, n, dim, tok, tokd, tt, ncls, clen, es, rec, need, bits, words, itqb;
     int i, r;
     if (!out) return zs__fail(ZS_ERR_ARG, "zs_index_load: NULL output");
     memset(out, 0, sizeof *out);
@@ -15456,11 +15768,18 @@ ZS__FN int zs_index_load(const char *path, zs_index *out) {
     if (memcmp(h, "ZSESBIRI", 8)) { r = zs__fail(ZS_ERR_FORMAT, "%s: not a zsesbir index (bad magic)", p->who); goto fail; }
     out->version = zs__get_le32(h + 8);
     out->model = zs__get_le32(h + 12);
-    if (out->version != ZS_INDEX_VERSION) { r = zs__fail(ZS_ERR_UNSUPPORTED, "%s: index version %u (this build reads %d)", p->who, out->version, ZS_INDEX_VERSION); goto fail; }
+    if (out->version != 1 && out->version != ZS_INDEX_VERSION) { r = zs__fail(ZS_ERR_UNSUPPORTED, "%s: index version %u (this build reads 1..%d)", p->who, out->version, ZS_INDEX_VERSION); goto fail; }
     out->config_hash = zs__le64(h + 16);
     out->weights_hash = zs__le64(h + 24);
     n = zs__get_le32(h + 32); dim = zs__get_le32(h + 36); tok = zs__get_le32(h + 40); tokd = zs__get_le32(h + 44);
     tt = zs__get_le32(h + 48); ncls = zs__get_le32(h + 52); clen = zs__get_le32(h + 56);
+    bits = out->version >= 2 ? zs__get_le32(h + 60) : 0; /* version 1: reserved 0 */
+    if (bits > dim || (bits && dim > ZS_ITQ_MAX_DIM)) {
+        r = zs__fail(ZS_ERR_FORMAT, "%s: ITQ code of %llu bits for %llu-dim embeddings", p->who, (unsigned long long)bits, (unsigned long long)dim);
+        goto fail;
+    }
+    words = (uint64_t)ZS_ITQ_WORDS((int)bits);
+    itqb = bits ? 4 * (dim + dim * bits + bits * bits) : 0; /* <= 3 * 2^34 */
     if (n > 0x7fffffffu || dim == 0 || dim > (1u << 20) || tok > (1u << 20) || tokd > (1u << 20) || (tok > 0) != (tokd > 0) ||
         (tt != ZS_F32 && tt != ZS_F16) || ncls > 0x7fffffffu || clen > ZS_INDEX_MAX_STR) {
         r = zs__fail(ZS_ERR_FORMAT, "%s: bad header (n=%llu dim=%llu tokens=%llu token_dim=%llu type=%llu classes=%llu config=%llu)", p->who,
@@ -15469,10 +15788,10 @@ ZS__FN int zs_index_load(const char *path, zs_index *out) {
         goto fail;
     }
     es = tt == ZS_F16 ? 2 : 4;
-    rec = dim * 4 + tok * tokd * es; /* < 2^22 + 2^42: no overflow */
+    rec = dim * 4 + words * 8 + tok * tokd * es; /* < 2^22 + 2^17 + 2^42: no overflow */
     /* every photo needs >= 8 bytes of label/path and a record; every class 4 */
-    if (ncls * 4 + clen > p->src.size - ZS__INDEX_HDR ||
-        (n && rec + 8 > (p->src.size - ZS__INDEX_HDR - ncls * 4 - clen) / n)) {
+    if (ncls * 4 + clen + itqb > p->src.size - ZS__INDEX_HDR ||
+        (n && rec + 8 > (p->src.size - ZS__INDEX_HDR - ncls * 4 - clen - itqb) / n)) {
         r = zs__fail(ZS_ERR_FORMAT, "%s: %llu photos of %llu-byte records cannot fit in %llu bytes", p->who,
                      (unsigned long long)n, (unsigned long long)rec, (unsigned long long)p->src.size);
         goto fail;
@@ -15494,6 +15813,24 @@ ZS__FN int zs_index_load(const char *path, zs_index *out) {
     off = ZS__INDEX_HDR + clen;
     if ((r = zs__index_strings(p, &off, out->n_classes, out->class_name, NULL, 0)) != 0) goto fail;
     if ((r = zs__index_strings(p, &off, out->n, out->path, out->label, out->n_classes)) != 0) goto fail;
+    if (bits) { /* ITQ mean, proj, rot */
+        float *arr[3];
+        uint64_t len[3], k;
+        int a;
+        if (off > p->src.size || p->src.size - off < itqb) { r = zs__fail(ZS_ERR_FORMAT, "%s: truncated ITQ block", p->who); goto fail; }
+        if ((r = zs__itq_alloc(&out->itq, (int)dim, (int)bits)) != ZS_OK) goto fail;
+        arr[0] = out->itq.mean; arr[1] = out->itq.proj; arr[2] = out->itq.rot;
+        len[0] = dim; len[1] = dim * bits; len[2] = bits * bits;
+        for (a = 0; a < 3; a++) {
+            if ((r = zs__src_read(&p->src, off, arr[a], (size_t)len[a] * 4)) != 0) goto fail;
+            for (k = 0; k < len[a]; k++) {
+                uint32_t u = zs__get_le32((const unsigned char *)(arr[a] + k));
+                memcpy(arr[a] + k, &u, 4);
+                if (!zs__finite_d((double)arr[a][k])) { r = zs__fail(ZS_ERR_FORMAT, "%s: non-finite ITQ value", p->who); goto fail; }
+            }
+            off += len[a] * 4;
+        }
+    }
     need = n * rec;
     if (off > p->src.size || p->src.size - off != need) {
         r = zs__fail(ZS_ERR_FORMAT, "%s: %llu bytes of records, expected %llu x %llu", p->who,
@@ -15509,7 +15846,19 @@ ZS__FN int zs_index_load(const char *path, zs_index *out) {
         for (k = 0; k < dim; k++) { uint32_t u = zs__get_le32(rb + 4 * k); memcpy(e + k, &u, 4); }
     }
     zs__free(rb, NULL);
-    if (tok) {
+    rb = NULL;
+    if (bits) {
+        unsigned char cb[8];
+        uint64_t k;
+        out->codes = (uint64_t *)zs__malloc(sizeof(uint64_t) * (size_t)(n * words + 1), NULL);
+        if (!out->codes) { r = zs__fail(ZS_ERR_NOMEM, "%s: out of memory", p->who); goto fail; }
+        for (i = 0; i < out->n; i++)
+            for (k = 0; k < words; k++) {
+                if ((r = zs__src_read(&p->src, off + (uint64_t)i * rec + dim * 4 + 8 * k, cb, 8)) != 0) goto fail;
+                out->codes[(uint64_t)i * words + k] = zs__le64(cb);
+            }
+    }
+    if (tok && n) { /* only records that fit the file bound the block (n == 0 has none) */
         p->buf = (unsigned char *)zs__malloc((size_t)(tok * tokd * es), NULL);
         if (!p->buf) { zs_index_free(out); return zs__fail(ZS_ERR_NOMEM, "zs_index_load: out of memory"); }
     }
@@ -15528,7 +15877,7 @@ ZS__FN int zs_index_tokens(zs_index *idx, int i, float *out) {
     if (!idx->tokens) return zs__fail(ZS_ERR_STATE, "%s: the index stores no tokens (built without them)", p->who);
     if (i < 0 || i >= idx->n) return zs__fail(ZS_ERR_ARG, "zs_index_tokens: photo %d outside 0..%d", i, idx->n - 1);
     tn = (size_t)idx->tokens * (size_t)idx->token_dim;
-    if (zs__src_read(&p->src, p->rec_start + (uint64_t)i * p->rec + (uint64_t)idx->dim * 4, p->buf,
+    if (zs__src_read(&p->src, p->rec_start + (uint64_t)i * p->rec + (uint64_t)idx->dim * 4 + 8 * (uint64_t)ZS_ITQ_WORDS(idx->itq.bits), p->buf,
                      tn * (idx->token_type == ZS_F16 ? 2 : 4)))
         return ZS_ERR_FORMAT;
     for (k = 0; k < tn; k++) {

@@ -41,7 +41,7 @@
 #include <unistd.h>
 
 /* ---- option parsing ------------------------------------------------------ */
-#define MAX_OPTS 24
+#define MAX_OPTS 32
 typedef struct { const char *name; const char **value; int is_flag; } opt_t;
 typedef struct { opt_t o[MAX_OPTS]; int n; } opts_t;
 
@@ -1128,12 +1128,672 @@ static int cmd_inspect(int argc, char **argv) {
     return 0;
 }
 
+/* ---- TCN (SPEC 2): --model tcn ------------------------------------------------ */
+/* A weights file is TCN when zs_tcn_save marked it ("zsesbir.model" = "tcn")
+   or, for released / converted checkpoints, when it has the hash head. */
+static int weights_are_tcn(const char *path) {
+    zs_safetensors *st = zs_weights_open(path);
+    const char *mv;
+    int i, n, tcn = 0;
+    if (!st) return 0; /* the model's own loader reports the problem */
+    mv = zs_st_metadata(st, "zsesbir.model");
+    if (mv) tcn = !strcmp(mv, "tcn");
+    else
+        for (i = 0, n = zs_st_count(st); i < n && !tcn; i++) tcn = strstr(zs_st_get(st, i)->name, "fc_hash.0.weight") != NULL;
+    zs_st_close(st);
+    return tcn;
+}
+
+/* one normalised [3,S,S] TCN input: .npy as is, else resize + ImageNet normalisation (SPEC 3) */
+static int tcn_prep(const char *path, int size, float *out) {
+    zs_image im;
+    int r;
+    if (has_ext(path, ".npy")) return prep_input(path, 0, size, out);
+    if ((r = load_picture(path, &im)) != ZS_OK) return r;
+    r = zs_preprocess_tcn(&im, size, out);
+    zs_image_free(&im);
+    return r;
+}
+
+/* L2-normalised embeddings emb[n,D] of n files, in batches */
+static int tcn_embed_files(zs_ctx *ctx, zs_tcn *m, char **paths, int n, int is_sketch, int batch, float *emb, const char *what) {
+    int S = m->cfg.img_size, i, j, rc = ZS_OK;
+    size_t img = 3 * (size_t)S * (size_t)S;
+    float *x = (float *)malloc(sizeof(float) * img * (size_t)batch);
+    prog_t p;
+    if (!x) { fprintf(stderr, "error: out of memory\n"); return ZS_ERR_NOMEM; }
+    prog_start(&p, what, n);
+    for (i = 0; i < n && rc == ZS_OK; i += batch) {
+        int b = n - i < batch ? n - i : batch;
+        int64_t s4[4];
+        zs_mark mk = zs_ctx_mark(ctx);
+        zs_tensor *t;
+        for (j = 0; j < b && rc == ZS_OK; j++)
+            if ((rc = tcn_prep(paths[i + j], S, x + (size_t)j * img)) != ZS_OK) fprintf(stderr, "error: %s: %s\n", paths[i + j], zs_last_error());
+        s4[0] = b; s4[1] = 3; s4[2] = S; s4[3] = S;
+        if (rc == ZS_OK) {
+            t = zs_from_data(ctx, x, 4, s4);
+            if (!t || (rc = zs_tcn_embed(ctx, m, t, is_sketch, emb + (size_t)i * (size_t)m->cfg.dim)) != ZS_OK) { rc = rc ? rc : ZS_ERR_NOMEM; fail(); }
+        }
+        zs_ctx_release(ctx, mk);
+        prog_update(&p, i + b, NULL);
+    }
+    prog_end(&p);
+    free(x);
+    return rc;
+}
+
+static uint64_t tcn_config_hash(const zs_tcn *m, char *buf, size_t cap) {
+    if (zs_tcn_config_format(&m->cfg, buf, cap) != ZS_OK) buf[0] = 0;
+    return zs_hash_bytes(buf, strlen(buf), 0);
+}
+
+/* dist[nq,ng] = Euclidean distances of L2-normalised rows */
+static void euclid(float *dist, const float *q, int nq, const float *g, int ng, int D) {
+    int i, j, k;
+    for (i = 0; i < nq; i++)
+        for (j = 0; j < ng; j++) {
+            double s = 0;
+            for (k = 0; k < D; k++) { double t = (double)q[(size_t)i * D + k] - g[(size_t)j * D + k]; s += t * t; }
+            dist[(size_t)i * ng + j] = (float)sqrt(s);
+        }
+}
+
+static int tcn_save_checkpoint(const zs_tcn *m, const zs_optim *opt, const char *out) {
+    char tmp[4096], ost[4096];
+    if (strlen(out) > 4000) { fprintf(stderr, "error: output path too long\n"); return 1; }
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    if (zs_tcn_save(m, tmp) != ZS_OK) return fail();
+    if (rename(tmp, out) != 0) { fprintf(stderr, "error: cannot rename %s to %s\n", tmp, out); return 1; }
+    snprintf(ost, sizeof ost, "%s.optim", out);
+    snprintf(tmp, sizeof tmp, "%s.optim.tmp", out);
+    if (zs_optim_save(opt, tmp) != ZS_OK) return fail();
+    if (rename(tmp, ost) != 0) { fprintf(stderr, "error: cannot rename %s to %s\n", tmp, ost); return 1; }
+    return 0;
+}
+
+/* resized 8-bit image i of a cache (loaded once) */
+static int tcn_cached(imcache_t *c, const char *path, int i, int size, zs_image *out) {
+    size_t bytes = 3 * (size_t)size * (size_t)size;
+    zs_image im;
+    int r;
+    if (c->img[i]) {
+        if ((r = zs_image_alloc(out, size, size)) != ZS_OK) return r;
+        memcpy(out->rgb, c->img[i], bytes);
+        return ZS_OK;
+    }
+    if ((r = load_picture(path, &im)) != ZS_OK) return r;
+    r = zs_image_resize_bicubic_pil(&im, size, size, out);
+    zs_image_free(&im);
+    if (r == ZS_OK && c->used + bytes <= c->cap && (c->img[i] = (unsigned char *)malloc(bytes)) != NULL) {
+        memcpy(c->img[i], out->rgb, bytes);
+        c->used += bytes;
+    }
+    return r;
+}
+
+static int cmd_train_tcn(int argc, char **argv) {
+    const char *usage =
+        "usage: zsesbir train --model tcn --data DIR --test-classes FILE --steps N --batch B --out W.safetensors [options]\n"
+        "Trains TCN (SPEC 2: CE on sketches and photos, distillation, semantic batch-hard with\n"
+        "word vectors, soft weight sharing x1000; Adam with the release's lr schedule) on\n"
+        "pairs of a SEEN class's sketch and a photo of the same class, both given the same\n"
+        "random flip / scale / rotation / shift. Saves W (TCN checkpoint names, metadata\n"
+        "zsesbir.model = tcn) and W.optim every --save-every steps and at the end.\n"
+        "options:\n"
+        "  --arch resnet18|resnet34|resnet50|tiny (resnet50)   --dim D (64)   --size S (224)\n"
+        "  --wordvec F        class word vectors (default DIR/../wordvec/<basename DIR>_gwv300.txt)\n"
+        "  --init W           torchvision-named ImageNet weights into both encoders (.safetensors/.pth)\n"
+        "  --teacher W        frozen ImageNet ResNet (with fc) for the KD term and the SVD head\n"
+        "                     init of SPEC 2.1; without it the KD term is off\n"
+        "  --resume W         continue from W and W.optim\n"
+        "  --lr X (1e-4)      Adam lr (weight decay 5e-4); lr(e) = lr * 0.001^(e / (2 epochs))\n"
+        "  --epochs E         schedule length in epochs (default: the run, steps x B / sketches)\n"
+        "  --bits K           after training, fit ITQ (K bits) on the training photos' embeddings\n"
+        "                     and write it to W.itq (index/eval --itq W.itq use it)\n"
+        "  --mssbn            modality-specific BatchNorm1d head + dropout (TU-Berlin, QuickDraw)\n"
+        "  --no-aug           no augmentation     --checkpoint   recompute blocks in backward\n"
+        "  --class-list F   --seed S (1)   --save-every N (500)   --log-every N (50)\n"
+        "  --threads T (2)  --cache-mb N (4096)\n";
+    const char *model = NULL, *data = NULL, *tests = NULL, *clist = NULL, *steps = NULL, *batch = NULL, *out = NULL, *resume = NULL;
+    const char *init = NULL, *teacher_w = NULL, *threads = NULL, *seed = "1", *lr = NULL, *save_every = NULL, *log_every = NULL;
+    const char *cache_mb = NULL, *ckpt = NULL, *arch = "resnet50", *dim = NULL, *size = NULL, *wvf = NULL, *epochs = NULL;
+    const char *bits = NULL, *mssbn = NULL, *noaug = NULL;
+    opts_t o = {{{0}}, 0};
+    long n_steps = 0, B = 0, sd = 1, save_n = 500, log_n = 50, cmb = 4096, D = 64, S = 224, E = 0, K = 0, step, start;
+    double lr_v = 1e-4, t0, ema = -1;
+    zs_dataset ds;
+    zs_tcn m;
+    zs_resnet teacher;
+    zs_tcn_config c = zs_tcn_config_default();
+    zs_ctx *ctx = NULL;
+    zs_optim *optim = NULL;
+    imcache_t sk = {0, 0, 0, 0}, ph = {0, 0, 0, 0};
+    float *skx = NULL, *phx = NULL, *wv = NULL, *wvb = NULL;
+    int32_t *seen_idx = NULL, *lab = NULL, *train_sk = NULL;
+    char wvpath[4200];
+    const char **names = NULL;
+    prog_t p;
+    int rc, i, n_train = 0, have_teacher = 0;
+    size_t img;
+    memset(&m, 0, sizeof m);
+    memset(&teacher, 0, sizeof teacher);
+    opt(&o, "--model", &model); opt(&o, "--data", &data); opt(&o, "--test-classes", &tests); opt(&o, "--class-list", &clist);
+    opt(&o, "--steps", &steps); opt(&o, "--batch", &batch); opt(&o, "--out", &out); opt(&o, "--resume", &resume);
+    opt(&o, "--init", &init); opt(&o, "--teacher", &teacher_w); opt(&o, "--threads", &threads); opt(&o, "--seed", &seed);
+    opt(&o, "--lr", &lr); opt(&o, "--save-every", &save_every); opt(&o, "--log-every", &log_every); opt(&o, "--cache-mb", &cache_mb);
+    flag(&o, "--checkpoint", &ckpt); opt(&o, "--arch", &arch); opt(&o, "--dim", &dim); opt(&o, "--size", &size);
+    opt(&o, "--wordvec", &wvf); opt(&o, "--epochs", &epochs); opt(&o, "--bits", &bits); flag(&o, "--mssbn", &mssbn);
+    flag(&o, "--no-aug", &noaug);
+    PARSE(argc, argv, &o, usage);
+    if ((rc = need(data, "--data", usage)) || (rc = need(tests, "--test-classes", usage)) || (rc = need(steps, "--steps", usage)) ||
+        (rc = need(batch, "--batch", usage)) || (rc = need(out, "--out", usage)) ||
+        (rc = int_opt(steps, "--steps", 1, 100000000L, &n_steps)) || (rc = int_opt(batch, "--batch", 1, 4096, &B)) ||
+        (rc = int_opt(seed, "--seed", 0, 0x7fffffffL, &sd)) || (rc = int_opt(save_every, "--save-every", 1, 100000000L, &save_n)) ||
+        (rc = int_opt(log_every, "--log-every", 1, 100000000L, &log_n)) || (rc = int_opt(cache_mb, "--cache-mb", 0, 1L << 30, &cmb)) ||
+        (rc = int_opt(dim, "--dim", 1, 65536, &D)) || (rc = int_opt(size, "--size", 16, 4096, &S)) ||
+        (rc = int_opt(epochs, "--epochs", 1, 1000000, &E)) || (rc = int_opt(bits, "--bits", 1, 65536, &K)) ||
+        (rc = float_opt(lr, "--lr", 0, 10, &lr_v)))
+        return rc;
+    if (zs_resnet_config_named(&c.backbone, arch) != ZS_OK) { fprintf(stderr, "--arch: %s\n\n%s", zs_last_error(), usage); return 2; }
+    c.backbone.num_classes = 0;
+    if (K > D) { fprintf(stderr, "--bits %ld: at most --dim (%ld)\n", K, D); return 2; }
+    if (zs_dataset_open(&ds, data, clist) != ZS_OK || zs_dataset_set_unseen(&ds, tests) != ZS_OK) { zs_dataset_free(&ds); return fail(); }
+    printf("data: %d classes (%d seen for training, %d held out), %d photos, %d sketches\n", ds.n_classes, ds.n_seen, ds.n_unseen,
+           ds.n_photos, ds.n_sketches);
+    rc = 1;
+    seen_idx = (int32_t *)malloc(sizeof(int32_t) * ((size_t)ds.n_classes + 1));
+    train_sk = (int32_t *)malloc(sizeof(int32_t) * ((size_t)ds.n_sketches + 1));
+    names = (const char **)malloc(sizeof(char *) * ((size_t)ds.n_seen + 1));
+    wv = (float *)malloc(sizeof(float) * 300 * ((size_t)ds.n_seen + 1));
+    if (!seen_idx || !train_sk || !names || !wv) { fprintf(stderr, "error: out of memory\n"); goto done; }
+    for (i = 0; i < ds.n_classes; i++) seen_idx[i] = -1;
+    for (i = 0; i < ds.n_seen; i++) { seen_idx[ds.seen_class[i]] = i; names[i] = ds.class_name[ds.seen_class[i]]; }
+    for (i = 0; i < ds.n_sketches; i++)
+        if (!ds.unseen[ds.sketch_label[i]] && ds.photo_count[ds.sketch_label[i]] > 0) train_sk[n_train++] = i;
+    if (!n_train) { fprintf(stderr, "error: no sketches of seen classes with photos\n"); goto done; }
+    if (!wvf) {
+        char d[4096];
+        const char *b;
+        size_t L = strlen(data);
+        if (L >= sizeof d) { fprintf(stderr, "error: --data path too long\n"); goto done; }
+        memcpy(d, data, L + 1);
+        while (L > 1 && d[L - 1] == '/') d[--L] = 0;
+        b = strrchr(d, '/');
+        snprintf(wvpath, sizeof wvpath, "%.*s%swordvec/%s_gwv300.txt", b ? (int)(b - d + 1) : 0, d, b ? "" : "../", b ? b + 1 : d);
+        wvf = wvpath;
+    }
+    if (zs_tcn_wordvec_load(wv, wvf, names, ds.n_seen, 300) != ZS_OK) { fail(); goto done; }
+    if (teacher_w) {
+        if (zs_resnet_load(&teacher, teacher_w, "", 0) != ZS_OK) { fail(); goto done; }
+        if (!teacher.fc_w || zs_resnet_feature_dim(&teacher.cfg) != zs_resnet_feature_dim(&c.backbone)) {
+            fprintf(stderr, "error: --teacher %s: need a ResNet with fc and %d features (the --arch)\n", teacher_w, zs_resnet_feature_dim(&c.backbone));
+            goto done;
+        }
+        have_teacher = 1;
+    }
+    if (resume) {
+        if (zs_tcn_load(&m, resume, 1) != ZS_OK) { fail(); goto done; }
+        if (m.cfg.n_classes != ds.n_seen) { fprintf(stderr, "error: %s classifies %d classes, the data has %d seen\n", resume, m.cfg.n_classes, ds.n_seen); goto done; }
+    } else {
+        c.dim = (int)D; c.n_classes = ds.n_seen; c.wv_dim = 300; c.mssbn = mssbn != NULL; c.img_size = (int)S;
+        if (have_teacher) c.kd_classes = teacher.cfg.num_classes;
+        if (zs_tcn_init(&m, &c, 1, (uint64_t)sd) != ZS_OK) { fail(); goto done; }
+        if (init && zs_tcn_load_backbone(&m, init, "") != ZS_OK) { fail(); goto done; }
+        if (have_teacher) { /* SPEC 2.1: heads from the teacher's fc (SVD) */
+            int F = zs_resnet_feature_dim(&c.backbone), NK = teacher.cfg.num_classes;
+            float *hw = (float *)malloc(sizeof(float) * (size_t)D * (size_t)F), *kw = (float *)malloc(sizeof(float) * (size_t)NK * (size_t)D);
+            int r = hw && kw ? zs_tcn_init_heads(hw, kw, NULL, (const float *)teacher.fc_w->data, (const float *)teacher.fc_b->data, NK, F, (int)D)
+                             : ZS_ERR_NOMEM;
+            if (r == ZS_OK) r = zs_tcn_set_heads(&m, hw, kw, (const float *)teacher.fc_b->data);
+            free(hw);
+            free(kw);
+            if (r != ZS_OK) { fail(); goto done; }
+            printf("heads initialised from the teacher's fc by SVD (SPEC 2.1)\n");
+        }
+    }
+    if (have_teacher) m.teacher = &teacher;
+    else {
+        m.cfg.w_kd = 0.0f;
+        printf("note: no --teacher: the distillation term is off\n");
+    }
+    m.enc[0].checkpoint = m.enc[1].checkpoint = ckpt != NULL;
+    S = m.cfg.img_size;
+    {
+        char cfg[512];
+        tcn_config_hash(&m, cfg, sizeof cfg);
+        printf("model: %zu parameters (%s)\n", m.params.numel, cfg);
+    }
+    if (!(optim = zs_tcn_optim_create(&m, (float)lr_v))) { fail(); goto done; }
+    if (resume) {
+        char ost[4200];
+        FILE *f;
+        snprintf(ost, sizeof ost, "%.4000s.optim", resume);
+        if ((f = fopen(ost, "rb")) != NULL) {
+            fclose(f);
+            if (zs_optim_load(optim, ost) != ZS_OK) { fail(); goto done; }
+            printf("resumed from %s at step %lld\n", resume, (long long)zs_optim_steps(optim));
+        } else
+            printf("resumed weights from %s (no %s: fresh optimiser state)\n", resume, ost);
+    }
+    if (!E) E = (long)(((double)n_steps * (double)B + n_train - 1) / n_train);
+    if (E < 1) E = 1;
+    if (!(ctx = make_ctx(threads))) goto done;
+    img = 3 * (size_t)S * (size_t)S;
+    skx = (float *)malloc(sizeof(float) * img * (size_t)B);
+    phx = (float *)malloc(sizeof(float) * img * (size_t)B);
+    wvb = (float *)malloc(sizeof(float) * 300 * (size_t)B);
+    lab = (int32_t *)malloc(sizeof(int32_t) * (size_t)B);
+    sk.img = (unsigned char **)calloc((size_t)ds.n_sketches + 1, sizeof(unsigned char *));
+    ph.img = (unsigned char **)calloc((size_t)ds.n_photos + 1, sizeof(unsigned char *));
+    if (!skx || !phx || !wvb || !lab || !sk.img || !ph.img) { fprintf(stderr, "error: out of memory\n"); goto done; }
+    sk.n = ds.n_sketches; ph.n = ds.n_photos;
+    sk.cap = ph.cap = (size_t)cmb << 19;
+    step = start = zs_optim_steps(optim);
+    printf("training %ld steps of %ld pairs (%d training sketches, lr schedule over %ld epochs)%s\n", n_steps - start, B, n_train, E,
+           noaug ? ", no augmentation" : "");
+    prog_start(&p, "train", n_steps);
+    t0 = now();
+    for (; step < n_steps; step++) {
+        static const float mean[3] = {0.485f, 0.456f, 0.406f}, sdv[3] = {0.229f, 0.224f, 0.225f};
+        uint64_t rng = splitmix((uint64_t)sd * 0x100000001b3ull + (uint64_t)step);
+        int64_t s4[4];
+        zs_tcn_batch bt;
+        zs_tcn_losses L;
+        int b, e = (int)((double)step * (double)B / (double)n_train);
+        zs_optim_set_lr(optim, -1, zs_tcn_lr((float)lr_v, e, (int)E));
+        for (b = 0; b < B; b++) {
+            /* the pair of step s depends only on (seed, s): resuming replays it */
+            int si, cl, pi;
+            zs_image a0, a1, o0, o1;
+            zs_tcn_aug ag;
+            rng = splitmix(rng);
+            si = train_sk[rng % (uint64_t)n_train];
+            cl = ds.sketch_label[si];
+            rng = splitmix(rng);
+            pi = ds.photo_start[cl] + (int)(rng % (uint64_t)ds.photo_count[cl]);
+            if (tcn_cached(&sk, ds.sketch_path[si], si, (int)S, &a0) != ZS_OK) { prog_end(&p); fprintf(stderr, "error: %s: %s\n", ds.sketch_path[si], zs_last_error()); goto done; }
+            if (tcn_cached(&ph, ds.photo_path[pi], pi, (int)S, &a1) != ZS_OK) { zs_image_free(&a0); prog_end(&p); fprintf(stderr, "error: %s: %s\n", ds.photo_path[pi], zs_last_error()); goto done; }
+            ag = noaug ? zs_tcn_aug_identity() : zs_tcn_aug_sample((uint64_t)sd, (uint64_t)step * (uint64_t)B + (uint64_t)b);
+            ag.tx *= (float)S / 224.0f; /* the release's +-10 px are at 224 */
+            ag.ty *= (float)S / 224.0f;
+            if (zs_tcn_augment_pair(&o0, &o1, &a0, &a1, &ag) != ZS_OK) { zs_image_free(&a0); zs_image_free(&a1); prog_end(&p); fail(); goto done; }
+            zs_image_normalize(&o0, mean, sdv, skx + (size_t)b * img);
+            zs_image_normalize(&o1, mean, sdv, phx + (size_t)b * img);
+            zs_image_free(&a0); zs_image_free(&a1); zs_image_free(&o0); zs_image_free(&o1);
+            lab[b] = seen_idx[cl];
+            memcpy(wvb + (size_t)b * 300, wv + (size_t)lab[b] * 300, sizeof(float) * 300);
+        }
+        zs_ctx_seed(ctx, splitmix((uint64_t)sd ^ ((uint64_t)step << 20)));
+        s4[0] = B; s4[1] = 3; s4[2] = S; s4[3] = S;
+        memset(&bt, 0, sizeof bt);
+        bt.sketch = zs_from_data(ctx, skx, 4, s4);
+        bt.photo = zs_from_data(ctx, phx, 4, s4);
+        bt.labels = lab;
+        bt.wordvec = wvb;
+        if (!bt.sketch || !bt.photo || zs_tcn_train_step(ctx, &m, optim, &bt, &L) != ZS_OK) { prog_end(&p); fail(); goto done; }
+        zs_ctx_reset(ctx);
+        ema = ema < 0 ? L.total : 0.95 * ema + 0.05 * L.total;
+        {
+            char extra[64];
+            snprintf(extra, sizeof extra, "loss %.4f", ema);
+            prog_update(&p, step + 1, extra);
+        }
+        if ((step + 1) % log_n == 0 || step + 1 == n_steps) {
+            double el = now() - t0;
+            if (p.on) fprintf(stderr, "\r\033[K");
+            printf("step %ld/%ld  loss %.4f (cls %.4f/%.4f kd %.4f sbh %.4f share %.5f; smoothed %.4f)  %.2f s/step\n", step + 1, n_steps,
+                   (double)L.total, (double)L.cls_sketch, (double)L.cls_photo, (double)L.kd, (double)L.sbh, (double)L.share, ema,
+                   el / (double)(step + 1 - start));
+            fflush(stdout);
+        }
+        if ((step + 1) % save_n == 0 && step + 1 < n_steps && tcn_save_checkpoint(&m, optim, out)) goto done;
+    }
+    prog_end(&p);
+    if (tcn_save_checkpoint(&m, optim, out)) goto done;
+    printf("wrote %s (+ .optim) after %ld steps, %.1f s, smoothed loss %.4f\n", out, n_steps, now() - t0, ema);
+    if (K > 0) { /* ITQ on (at most 2000) training photos */
+        int n = 0, stride;
+        char **pp = (char **)malloc(sizeof(char *) * ((size_t)ds.n_photos + 1)), itqp[4200];
+        float *pe = NULL;
+        zs_itq q;
+        for (i = 0; pp && i < ds.n_photos; i++)
+            if (!ds.unseen[ds.photo_label[i]]) pp[n++] = ds.photo_path[i];
+        stride = n > 2000 ? (n + 1999) / 2000 : 1;
+        for (i = 0; i * stride < n; i++) pp[i] = pp[i * stride];
+        n = i;
+        if (!pp || n < 2 || !(pe = (float *)malloc(sizeof(float) * (size_t)n * (size_t)D))) { free(pp); fprintf(stderr, "error: ITQ needs >= 2 training photos (or memory)\n"); goto done; }
+        snprintf(itqp, sizeof itqp, "%.4000s.itq", out);
+        if (tcn_embed_files(ctx, &m, pp, n, 0, 16, pe, "ITQ photos") != ZS_OK || zs_itq_train(&q, NULL, pe, n, (int)D, (int)K, 50, (uint64_t)sd, NULL) != ZS_OK) {
+            free(pp); free(pe); fail(); goto done;
+        }
+        free(pp);
+        free(pe);
+        if (zs_itq_save(&q, itqp) != ZS_OK) { zs_itq_free(&q); fail(); goto done; }
+        zs_itq_free(&q);
+        printf("wrote %s: ITQ, %ld bits, fitted on %d training photos\n", itqp, K, n);
+    }
+    rc = 0;
+done:
+    zs_optim_free(optim);
+    zs_ctx_free(ctx);
+    zs_tcn_free(&m);
+    zs_resnet_free(&teacher);
+    for (i = 0; sk.img && i < sk.n; i++) free(sk.img[i]);
+    for (i = 0; ph.img && i < ph.n; i++) free(ph.img[i]);
+    free(sk.img); free(ph.img);
+    free(skx); free(phx); free(wv); free(wvb); free(lab); free(seen_idx); free(train_sk); free((void *)names);
+    zs_dataset_free(&ds);
+    (void)model;
+    return rc;
+}
+
+/* ITQ for an embedding set: from --itq F, or fitted here on x (K bits) */
+static int tcn_itq(zs_itq *q, const char *itq_file, const float *x, int n, int D, long K, long sd) {
+    if (itq_file) {
+        if (zs_itq_load(q, itq_file) != ZS_OK) return fail();
+        if (q->dim != D) { fprintf(stderr, "error: %s rotates %d-dim embeddings, the model makes %d\n", itq_file, q->dim, D); zs_itq_free(q); return 1; }
+        return 0;
+    }
+    if (n < 2) { fprintf(stderr, "error: ITQ needs at least 2 embeddings to fit on\n"); return 1; }
+    if (zs_itq_train(q, NULL, x, n, D, (int)(K ? K : D), 50, (uint64_t)sd, NULL) != ZS_OK) return fail();
+    return 0;
+}
+
+static int cmd_index_tcn(int argc, char **argv) {
+    const char *usage =
+        "usage: zsesbir index --weights W --photos DIR --out G.zsi [--bits K | --itq F] [--batch B] [--threads T]\n"
+        "TCN weights: embeds every photo under DIR (files in DIR and its class sub-folders) into\n"
+        "an index of L2-normalised embeddings; --bits K also fits ITQ (SPEC 2.3, 50 iterations)\n"
+        "on these embeddings and stores the rotation and each photo's K-bit code (--itq F:\n"
+        "a rotation fitted elsewhere, e.g. by train --bits) for `search --hash`.\n";
+    const char *model = NULL, *weights = NULL, *photos = NULL, *out = NULL, *batch = NULL, *threads = NULL, *bits = NULL, *itqf = NULL, *seed = "1";
+    opts_t o = {{{0}}, 0};
+    zs_tcn m;
+    zs_ctx *ctx = NULL;
+    coll_t c;
+    zs_index_info in;
+    zs_index_writer *w = NULL;
+    zs_itq q;
+    float *emb = NULL;
+    long B = 16, K = 0, sd = 1;
+    int rc, i;
+    char cfg[512];
+    double t0 = now();
+    memset(&q, 0, sizeof q);
+    opt(&o, "--model", &model); opt(&o, "--weights", &weights); opt(&o, "--photos", &photos); opt(&o, "--out", &out);
+    opt(&o, "--batch", &batch); opt(&o, "--threads", &threads); opt(&o, "--bits", &bits); opt(&o, "--itq", &itqf); opt(&o, "--seed", &seed);
+    PARSE(argc, argv, &o, usage);
+    if ((rc = need(weights, "--weights", usage)) || (rc = need(photos, "--photos", usage)) || (rc = need(out, "--out", usage)) ||
+        (rc = int_opt(batch, "--batch", 1, 1024, &B)) || (rc = int_opt(bits, "--bits", 1, 65536, &K)) || (rc = int_opt(seed, "--seed", 0, 0x7fffffffL, &sd)))
+        return rc;
+    if (bits && itqf) { fprintf(stderr, "give --bits or --itq, not both\n\n%s", usage); return 2; }
+    if (coll_scan(&c, photos)) { coll_free(&c); return 1; }
+    if (zs_tcn_load(&m, weights, 0) != ZS_OK) { coll_free(&c); return fail(); }
+    rc = 1;
+    if (K > m.cfg.dim) { fprintf(stderr, "error: --bits %ld: at most the embedding size %d\n", K, m.cfg.dim); goto done; }
+    if (!(ctx = make_ctx(threads))) goto done;
+    zs_set_grad_enabled(ctx, 0);
+    if (!(emb = (float *)malloc(sizeof(float) * (size_t)c.n * (size_t)m.cfg.dim))) { fprintf(stderr, "error: out of memory\n"); goto done; }
+    if (tcn_embed_files(ctx, &m, c.path, c.n, 0, (int)B, emb, "index") != ZS_OK) goto done;
+    if ((K || itqf) && tcn_itq(&q, itqf, emb, c.n, m.cfg.dim, K, sd)) goto done;
+    memset(&in, 0, sizeof in);
+    in.config_hash = tcn_config_hash(&m, cfg, sizeof cfg);
+    in.weights_hash = zs_weights_hash(&m.params);
+    in.config = cfg;
+    in.n = c.n; in.dim = m.cfg.dim;
+    in.n_classes = c.n_cls; in.class_name = (const char *const *)c.cls;
+    in.path = (const char *const *)c.path; in.label = c.label;
+    in.model = ZS_INDEX_MODEL_TCN;
+    in.itq = q.bits ? &q : NULL;
+    if (!(w = zs_index_create(out, &in))) { fail(); goto done; }
+    for (i = 0; i < c.n; i++)
+        if (zs_index_append(w, emb + (size_t)i * m.cfg.dim, NULL) != ZS_OK) { fail(); goto done; }
+    if (zs_index_finish(w) != ZS_OK) { w = NULL; fail(); goto done; }
+    w = NULL;
+    printf("indexed %d photos (%d classes) into %s in %.1f s (TCN, dim %d, ITQ: %s", c.n, c.n_cls, out, now() - t0, m.cfg.dim, q.bits ? "" : "none)\n");
+    if (q.bits) printf("%d bits)\n", q.bits);
+    rc = 0;
+done:
+    zs_index_abort(w);
+    zs_itq_free(&q);
+    free(emb);
+    zs_ctx_free(ctx);
+    zs_tcn_free(&m);
+    coll_free(&c);
+    (void)model;
+    return rc;
+}
+
+static int cmp_hit(const void *a, const void *b) {
+    const zs_hit *x = (const zs_hit *)a, *y = (const zs_hit *)b;
+    if (x->ret_dist != y->ret_dist) return x->ret_dist < y->ret_dist ? -1 : 1;
+    return x->index - y->index;
+}
+
+static int cmd_search_tcn(int argc, char **argv) {
+    const char *usage =
+        "usage: zsesbir search --weights W --index G.zsi --sketch S [--hash] [--topk 10] [--png out.png] [--threads T]\n"
+        "TCN weights: ranks the indexed photos by the Euclidean distance of L2-normalised\n"
+        "embeddings, or with --hash by the Hamming distance of the index's ITQ codes (index\n"
+        "built with --bits). Prints rank, distance, class and path; --png as for ZSE-SBIR.\n";
+    const char *model = NULL, *weights = NULL, *index = NULL, *sketch = NULL, *topk = NULL, *png = NULL, *threads = NULL, *hash = NULL, *bits = NULL;
+    opts_t o = {{{0}}, 0};
+    zs_tcn m;
+    zs_index idx;
+    zs_ctx *ctx = NULL;
+    long K = 10, KB = 0;
+    float *qe = NULL, *dist = NULL;
+    zs_hit *hits = NULL;
+    int rc, i, q_label;
+    char cfg[512];
+    opt(&o, "--model", &model); opt(&o, "--weights", &weights); opt(&o, "--index", &index); opt(&o, "--sketch", &sketch);
+    opt(&o, "--topk", &topk); opt(&o, "--png", &png); opt(&o, "--threads", &threads); flag(&o, "--hash", &hash); opt(&o, "--bits", &bits);
+    PARSE(argc, argv, &o, usage);
+    if ((rc = need(weights, "--weights", usage)) || (rc = need(index, "--index", usage)) || (rc = need(sketch, "--sketch", usage)) ||
+        (rc = int_opt(topk, "--topk", 1, 1000000, &K)) || (rc = int_opt(bits, "--bits", 1, 65536, &KB)))
+        return rc;
+    if (zs_index_load(index, &idx) != ZS_OK) return fail();
+    if (zs_tcn_load(&m, weights, 0) != ZS_OK) { zs_index_free(&idx); return fail(); }
+    rc = 1;
+    if (idx.model != ZS_INDEX_MODEL_TCN || tcn_config_hash(&m, cfg, sizeof cfg) != idx.config_hash || idx.dim != m.cfg.dim) {
+        fprintf(stderr, "error: %s was built for another model (%s)\n", index, idx.config);
+        goto done;
+    }
+    if (zs_weights_hash(&m.params) != idx.weights_hash) {
+        fprintf(stderr, "error: %s was built with other weights than %s: rebuild it with `zsesbir index`\n", index, weights);
+        goto done;
+    }
+    if (hash && !idx.itq.bits) { fprintf(stderr, "error: --hash needs an index built with --bits (ITQ codes)\n"); goto done; }
+    if (hash && KB && KB != idx.itq.bits) { fprintf(stderr, "error: --bits %ld, but the index holds %d-bit codes\n", KB, idx.itq.bits); goto done; }
+    if (K > idx.n) K = idx.n;
+    if (!(ctx = make_ctx(threads))) goto done;
+    zs_set_grad_enabled(ctx, 0);
+    qe = (float *)malloc(sizeof(float) * (size_t)m.cfg.dim);
+    dist = (float *)malloc(sizeof(float) * ((size_t)idx.n + 1));
+    hits = (zs_hit *)malloc(sizeof(zs_hit) * ((size_t)idx.n + 1));
+    if (!qe || !dist || !hits) { fprintf(stderr, "error: out of memory\n"); goto done; }
+    {
+        char *one[1];
+        one[0] = (char *)sketch;
+        if (tcn_embed_files(ctx, &m, one, 1, 1, 1, qe, "query") != ZS_OK) goto done;
+    }
+    if (hash) {
+        uint64_t qc[ZS_ITQ_WORDS(ZS_ITQ_MAX_DIM)];
+        if (zs_itq_encode(&idx.itq, qc, qe, 1) != ZS_OK || zs_hamming_matrix(dist, qc, 1, idx.codes, idx.n, idx.itq.bits) != ZS_OK) { fail(); goto done; }
+    } else
+        euclid(dist, qe, 1, idx.emb, idx.n, m.cfg.dim);
+    for (i = 0; i < idx.n; i++) { hits[i].index = i; hits[i].ret_dist = dist[i]; hits[i].rn_score = -1; }
+    qsort(hits, (size_t)idx.n, sizeof *hits, cmp_hit); /* ties: lower index first, as the metrics */
+    q_label = label_from_path(&idx, sketch);
+    printf("%-5s %-9s %-16s %s\n", "rank", hash ? "hamming" : "distance", "class", "path");
+    for (i = 0; i < K; i++) {
+        int l = idx.label[hits[i].index];
+        printf("%-5d %-9.5g %-16s %s\n", i + 1, (double)hits[i].ret_dist, l >= 0 ? idx.class_name[l] : "-", idx.path[hits[i].index]);
+    }
+    if (q_label >= 0) {
+        int same = 0;
+        for (i = 0; i < K; i++) same += idx.label[hits[i].index] == q_label;
+        printf("query class %s: %d of the top %ld are of that class\n", idx.class_name[q_label], same, K);
+    }
+    if (png && write_sheet(png, sketch, 1, idx.path, hits, (int)K, idx.label, q_label)) goto done;
+    if (png) printf("wrote %s\n", png);
+    rc = 0;
+done:
+    free(qe); free(dist); free(hits);
+    zs_ctx_free(ctx);
+    zs_tcn_free(&m);
+    zs_index_free(&idx);
+    (void)model;
+    return rc;
+}
+
+static int cmd_eval_tcn(int argc, char **argv) {
+    const char *usage =
+        "usage: zsesbir eval --weights W --data DIR --test-classes FILE [--hash [--bits K | --itq F]]\n"
+        "                    [--fine-grained] [--class-list F] [--batch B] [--threads T]\n"
+        "TCN weights: zero-shot evaluation on the held-out classes (SPEC 2.3): their sketches\n"
+        "query their photos by Euclidean distance of L2-normalised embeddings, or with --hash\n"
+        "by Hamming distance of ITQ codes (K bits, default the embedding size, fitted on the\n"
+        "gallery embeddings; or the rotation of --itq F). Same metric code and output as the\n"
+        "ZSE-SBIR eval: the last line is  mAP@all=... P@100=... mAP@200=... P@200=...\n";
+    const char *model = NULL, *weights = NULL, *data = NULL, *tests = NULL, *fg = NULL, *clist = NULL, *batch = NULL, *threads = NULL;
+    const char *hash = NULL, *bits = NULL, *itqf = NULL, *seed = "1";
+    opts_t o = {{{0}}, 0};
+    zs_dataset ds;
+    zs_tcn m;
+    zs_ctx *ctx = NULL;
+    zs_itq q;
+    long B = 16, K = 0, sd = 1;
+    int rc, nq = 0, ng = 0, i, D;
+    char **qp = NULL, **gp = NULL;
+    int32_t *ql = NULL, *gl = NULL, *gmap = NULL, *pair = NULL;
+    float *qe = NULL, *ge = NULL, *dist = NULL;
+    uint64_t *qc = NULL, *gc = NULL;
+    zs_metrics mt;
+    double t0 = now();
+    memset(&q, 0, sizeof q);
+    opt(&o, "--model", &model); opt(&o, "--weights", &weights); opt(&o, "--data", &data); opt(&o, "--test-classes", &tests);
+    flag(&o, "--fine-grained", &fg); opt(&o, "--class-list", &clist); opt(&o, "--batch", &batch); opt(&o, "--threads", &threads);
+    flag(&o, "--hash", &hash); opt(&o, "--bits", &bits); opt(&o, "--itq", &itqf); opt(&o, "--seed", &seed);
+    PARSE(argc, argv, &o, usage);
+    if ((rc = need(weights, "--weights", usage)) || (rc = need(data, "--data", usage)) || (rc = need(tests, "--test-classes", usage)) ||
+        (rc = int_opt(batch, "--batch", 1, 1024, &B)) || (rc = int_opt(bits, "--bits", 1, 65536, &K)) || (rc = int_opt(seed, "--seed", 0, 0x7fffffffL, &sd)))
+        return rc;
+    if ((bits || itqf) && !hash) { fprintf(stderr, "--bits / --itq go with --hash\n\n%s", usage); return 2; }
+    if (bits && itqf) { fprintf(stderr, "give --bits or --itq, not both\n\n%s", usage); return 2; }
+    if (zs_dataset_open(&ds, data, clist) != ZS_OK || zs_dataset_set_unseen(&ds, tests) != ZS_OK) { zs_dataset_free(&ds); return fail(); }
+    if (zs_tcn_load(&m, weights, 0) != ZS_OK) { zs_dataset_free(&ds); return fail(); }
+    rc = 1;
+    D = m.cfg.dim;
+    if (K > D) { fprintf(stderr, "error: --bits %ld: at most the embedding size %d\n", K, D); goto done; }
+    qp = (char **)malloc(sizeof(char *) * ((size_t)ds.n_sketches + 1));
+    gp = (char **)malloc(sizeof(char *) * ((size_t)ds.n_photos + 1));
+    ql = (int32_t *)malloc(sizeof(int32_t) * ((size_t)ds.n_sketches + 1));
+    gl = (int32_t *)malloc(sizeof(int32_t) * ((size_t)ds.n_photos + 1));
+    gmap = (int32_t *)malloc(sizeof(int32_t) * ((size_t)ds.n_photos + 1));
+    pair = (int32_t *)malloc(sizeof(int32_t) * ((size_t)ds.n_sketches + 1));
+    if (!qp || !gp || !ql || !gl || !gmap || !pair) { fprintf(stderr, "error: out of memory\n"); goto done; }
+    for (i = 0; i < ds.n_photos; i++) {
+        gmap[i] = -1;
+        if (!ds.unseen[ds.photo_label[i]]) continue;
+        gmap[i] = ng;
+        gp[ng] = ds.photo_path[i];
+        gl[ng++] = ds.photo_label[i];
+    }
+    for (i = 0; i < ds.n_sketches; i++) {
+        if (!ds.unseen[ds.sketch_label[i]]) continue;
+        qp[nq] = ds.sketch_path[i];
+        ql[nq] = ds.sketch_label[i];
+        pair[nq++] = ds.sketch_pair[i] >= 0 ? gmap[ds.sketch_pair[i]] : -1;
+    }
+    printf("zero-shot: %d unseen classes, %d query sketches, %d gallery photos, TCN %s\n", ds.n_unseen, nq, ng,
+           hash ? "hashed (ITQ, Hamming)" : "real-valued (Euclidean)");
+    if (!nq || !ng) { fprintf(stderr, "error: no sketches or photos of the unseen classes\n"); goto done; }
+    if (!(ctx = make_ctx(threads))) goto done;
+    zs_set_grad_enabled(ctx, 0);
+    qe = (float *)malloc(sizeof(float) * (size_t)nq * (size_t)D);
+    ge = (float *)malloc(sizeof(float) * (size_t)ng * (size_t)D);
+    dist = (float *)malloc(sizeof(float) * (size_t)nq * (size_t)ng);
+    if (!qe || !ge || !dist) { fprintf(stderr, "error: out of memory\n"); goto done; }
+    if (tcn_embed_files(ctx, &m, gp, ng, 0, (int)B, ge, "photos") != ZS_OK) goto done;
+    if (tcn_embed_files(ctx, &m, qp, nq, 1, (int)B, qe, "sketches") != ZS_OK) goto done;
+    if (hash) {
+        size_t wds;
+        if (tcn_itq(&q, itqf, ge, ng, D, K, sd)) goto done;
+        wds = (size_t)ZS_ITQ_WORDS(q.bits);
+        qc = (uint64_t *)malloc(sizeof(uint64_t) * wds * (size_t)nq);
+        gc = (uint64_t *)malloc(sizeof(uint64_t) * wds * (size_t)ng);
+        if (!qc || !gc) { fprintf(stderr, "error: out of memory\n"); goto done; }
+        if (zs_itq_encode(&q, qc, qe, nq) != ZS_OK || zs_itq_encode(&q, gc, ge, ng) != ZS_OK ||
+            zs_hamming_matrix(dist, qc, nq, gc, ng, q.bits) != ZS_OK) { fail(); goto done; }
+        printf("ITQ: %d bits (%s)\n", q.bits, itqf ? itqf : "fitted on the gallery embeddings");
+    } else
+        euclid(dist, qe, nq, ge, ng, D);
+    {
+        float *rnd = (float *)malloc(sizeof(float) * (size_t)nq * (size_t)ng);
+        uint64_t s = 12345;
+        size_t k;
+        if (!rnd) { fprintf(stderr, "error: out of memory\n"); goto done; }
+        for (k = 0; k < (size_t)nq * (size_t)ng; k++) { s = splitmix(s); rnd[k] = (float)(s >> 40); }
+        if (fg) {
+            double a1, a10;
+            if (zs_eval_fine_grained(rnd, nq, ng, pair, &a1, &a10) == ZS_OK) printf("random ranking: acc@1=%.4f acc@10=%.4f\n", a1, a10);
+        } else if (zs_eval_retrieval(rnd, nq, ng, ql, gl, &mt) == ZS_OK)
+            printf("random ranking: mAP@all=%.4f P@100=%.4f mAP@200=%.4f P@200=%.4f\n", mt.map_all, mt.p_100, mt.map_200, mt.p_200);
+        free(rnd);
+    }
+    printf("time %.1f s\n", now() - t0);
+    if (fg) {
+        double a1, a10;
+        if (zs_eval_fine_grained(dist, nq, ng, pair, &a1, &a10) != ZS_OK) { fail(); goto done; }
+        printf("acc@1=%.4f acc@10=%.4f\n", a1, a10);
+    } else {
+        if (zs_eval_retrieval(dist, nq, ng, ql, gl, &mt) != ZS_OK) { fail(); goto done; }
+        print_metrics("model", &mt);
+        printf("mAP@all=%.4f P@100=%.4f mAP@200=%.4f P@200=%.4f\n", mt.map_all, mt.p_100, mt.map_200, mt.p_200);
+    }
+    rc = 0;
+done:
+    free(qp); free(gp); free(ql); free(gl); free(gmap); free(pair);
+    free(qe); free(ge); free(dist); free(qc); free(gc);
+    zs_itq_free(&q);
+    zs_ctx_free(ctx);
+    zs_tcn_free(&m);
+    zs_dataset_free(&ds);
+    (void)model;
+    return rc;
+}
+
+/* --model tcn, or TCN --weights: the TCN variant of train/index/search/eval.
+   --model zse is dropped from argv for the ZSE-SBIR commands. 1 tcn, 0 zse,
+   -1 bad --model. */
+static int pick_model(int *argc, char **argv) {
+    const char *model = NULL, *weights = NULL;
+    int i, j;
+    for (i = 0; i + 1 < *argc; i++) {
+        if (!strcmp(argv[i], "--model")) model = argv[i + 1];
+        if (!strcmp(argv[i], "--weights")) weights = argv[i + 1];
+    }
+    if (model && strcmp(model, "tcn") && strcmp(model, "zse")) { fprintf(stderr, "--model: zse or tcn, not '%s'\n", model); return -1; }
+    if (model && !strcmp(model, "zse")) {
+        for (i = j = 0; i < *argc; i++) {
+            if (!strcmp(argv[i], "--model") && i + 1 < *argc) { i++; continue; }
+            argv[j++] = argv[i];
+        }
+        *argc = j;
+        return 0;
+    }
+    if (model) return 1;
+    return weights ? weights_are_tcn(weights) : 0;
+}
+
 int main(int argc, char **argv) {
     const char *usage =
         "usage: zsesbir <command> [options]   (zsesbir <command> --help for details)\n"
         "commands:\n"
         "  init    write randomly initialised ZSE-SBIR weights\n"
-        "  train   train on the seen classes of a sketch/photo dataset\n"
+        "  train   train on the seen classes of a sketch/photo dataset (--model zse|tcn)\n"
         "  index   embed a photo collection into an index file\n"
         "  search  rank an index's photos for a sketch (optional RN rerank, contact sheet)\n"
         "  eval    zero-shot evaluation on held-out classes (mAP, P@K or acc@K)\n"
@@ -1173,10 +1833,14 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "convert")) return cmd_convert(argc - 2, argv + 2);
     if (!strcmp(argv[1], "inspect")) return cmd_inspect(argc - 2, argv + 2);
     if (!strcmp(argv[1], "init")) return cmd_init(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "train")) return cmd_train(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "index")) return cmd_index(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "search")) return cmd_search(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "train") || !strcmp(argv[1], "index") || !strcmp(argv[1], "search") || !strcmp(argv[1], "eval")) {
+        int n = argc - 2, tcn = pick_model(&n, argv + 2);
+        if (tcn < 0) return 2;
+        if (!strcmp(argv[1], "train")) return tcn ? cmd_train_tcn(n, argv + 2) : cmd_train(n, argv + 2);
+        if (!strcmp(argv[1], "index")) return tcn ? cmd_index_tcn(n, argv + 2) : cmd_index(n, argv + 2);
+        if (!strcmp(argv[1], "search")) return tcn ? cmd_search_tcn(n, argv + 2) : cmd_search(n, argv + 2);
+        return tcn ? cmd_eval_tcn(n, argv + 2) : cmd_eval(n, argv + 2);
+    }
     if (!strcmp(argv[1], "embed")) return cmd_embed(argc - 2, argv + 2);
     if (!strcmp(argv[1], "score")) return cmd_score(argc - 2, argv + 2);
     fprintf(stderr, "unknown command '%s'\n\n%s", argv[1], usage);

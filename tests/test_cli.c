@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #define ROOT "build/cli_data"
 static const char *cls[5] = {"box", "disc", "bar", "ring", "plus"};
@@ -212,8 +213,99 @@ static void test_cli_pth(void) {
     ZT_CHECK(rc == 1 && strstr(out, "os"), "malicious pickle: %d %.400s", rc, out);
 }
 
+/* issue 5: --model tcn train -> index -> search -> eval (real-valued and
+   --hash) on 5 real Sketchy classes (3 seen, 2 held out), tiny arch at 64 px */
+#define TCN_ROOT "build/cli_tcn"
+#define SKETCHY "../shared/data/sketchy"
+static void test_cli_tcn(void) {
+    static char out2[1 << 14];
+    const char *qsk = SKETCHY "/sketch/pear/n07767847_10558-1.png";
+    int rc, n = 0;
+    double map, p100, map200, p200, last_d = -1, d;
+    FILE *f;
+    char *line;
+    if (!have_cli()) ZT_SKIP("./zsesbir not built (run make)");
+    if (!(f = fopen(qsk, "rb"))) ZT_SKIP("%s absent", qsk);
+    fclose(f);
+    mkdir("build", 0755);
+    mkdir(TCN_ROOT, 0755);
+    mkdir(TCN_ROOT "/photos", 0755);
+    ZT_REQUIRE((f = fopen(TCN_ROOT "/classes.txt", "w")) != NULL, "write");
+    fputs("airplane 0\ncat 1\npear 2\numbrella 3\nzebra 4\n", f);
+    fclose(f);
+    ZT_REQUIRE((f = fopen(TCN_ROOT "/test.txt", "w")) != NULL, "write");
+    fputs("pear\nzebra\n", f);
+    fclose(f);
+    /* the gallery: three class folders of the shared data, linked (no copies) */
+    remove(TCN_ROOT "/photos/pear"); remove(TCN_ROOT "/photos/zebra"); remove(TCN_ROOT "/photos/umbrella");
+    ZT_REQUIRE(symlink("../../../" SKETCHY "/photo/pear", TCN_ROOT "/photos/pear") == 0 &&
+                   symlink("../../../" SKETCHY "/photo/zebra", TCN_ROOT "/photos/zebra") == 0 &&
+                   symlink("../../../" SKETCHY "/photo/umbrella", TCN_ROOT "/photos/umbrella") == 0, "symlinks");
+#define TCN_DATA " --data " SKETCHY " --class-list " TCN_ROOT "/classes.txt --test-classes " TCN_ROOT "/test.txt"
+    rc = run("./zsesbir train --model tcn --arch tiny --dim 16 --size 64" TCN_DATA " --steps 12 --batch 4 --log-every 6 --save-every 8"
+             " --bits 8 --out " TCN_ROOT "/w.safetensors", out, sizeof out);
+    ZT_REQUIRE(rc == 0, "train exit %d:\n%.600s", rc, out);
+    ZT_CHECK(strstr(out, "5 classes (3 seen for training, 2 held out), 125 photos, 125 sketches") && strstr(out, "distillation term is off") &&
+                 strstr(out, "dim=16 classes=3 kd=1000 wv=300 mssbn=0 size=64") && strstr(out, "step 12/12") &&
+                 strstr(out, "ITQ, 8 bits, fitted on 75 training photos"),
+             "train output:\n%.800s", out);
+    rc = run("./zsesbir train --model tcn" TCN_DATA " --steps 14 --batch 4 --log-every 1 --resume " TCN_ROOT "/w.safetensors --out " TCN_ROOT
+             "/w2.safetensors", out, sizeof out);
+    ZT_CHECK(rc == 0 && strstr(out, "at step 12") && strstr(out, "step 13/14") && !strstr(out, "step 12/14"), "resume exit %d:\n%.600s", rc, out);
+    rc = run("./zsesbir inspect " TCN_ROOT "/w.safetensors", out, sizeof out);
+    ZT_CHECK(rc == 0 && strstr(out, "metadata zsesbir.model = tcn") && strstr(out, "fc.fc_hash.0.weight"), "inspect:\n%.300s", last_line(out));
+    /* index with ITQ codes; the model comes from the weights (no --model) */
+    rc = run("./zsesbir index --weights " TCN_ROOT "/w.safetensors --photos " TCN_ROOT "/photos --bits 8 --out " TCN_ROOT "/g.zsi", out, sizeof out);
+    ZT_REQUIRE(rc == 0 && strstr(out, "indexed 75 photos (3 classes)") && strstr(out, "8 bits"), "index exit %d:\n%.400s", rc, out);
+    rc = run("./zsesbir search --model tcn --weights " TCN_ROOT "/w.safetensors --index " TCN_ROOT "/g.zsi --sketch " SKETCHY
+             "/sketch/pear/n07767847_10558-1.png --topk 10", out, sizeof out);
+    ZT_REQUIRE(rc == 0 && strstr(out, "query class pear:"), "search exit %d:\n%.600s", rc, out);
+    /* ranked: 10 result lines with non-decreasing distances */
+    for (line = strstr(out, "\n1 "); line && n < 10; line = strchr(line + 1, '\n')) {
+        int r;
+        if (sscanf(line + 1, "%d %lf", &r, &d) != 2) break;
+        ZT_CHECK(r == n + 1 && d >= last_d && d >= 0 && d <= 2, "rank %d distance %g after %g", r, d, last_d);
+        last_d = d;
+        n++;
+    }
+    ZT_CHECK(n == 10, "%d ranked lines:\n%.600s", n, out);
+    rc = run("./zsesbir search --weights " TCN_ROOT "/w.safetensors --index " TCN_ROOT "/g.zsi --sketch " SKETCHY
+             "/sketch/pear/n07767847_10558-1.png --topk 5 --hash --png " TCN_ROOT "/sheet.ppm", out, sizeof out);
+    ZT_CHECK(rc == 0 && strstr(out, "hamming") && strstr(out, "wrote " TCN_ROOT "/sheet.ppm"), "search --hash exit %d:\n%.600s", rc, out);
+    rc = run("./zsesbir search --weights " TCN_ROOT "/w2.safetensors --index " TCN_ROOT "/g.zsi --sketch " SKETCHY
+             "/sketch/pear/n07767847_10558-1.png", out, sizeof out);
+    ZT_CHECK(rc == 1 && strstr(out, "other weights"), "stale index: exit %d:\n%.400s", rc, out);
+    rc = run("./zsesbir index --weights " TCN_ROOT "/w.safetensors --photos " TCN_ROOT "/photos/pear --out " TCN_ROOT "/g0.zsi", out, sizeof out);
+    ZT_REQUIRE(rc == 0 && strstr(out, "ITQ: none"), "index without ITQ: %d\n%.400s", rc, out);
+    rc = run("./zsesbir search --weights " TCN_ROOT "/w.safetensors --index " TCN_ROOT "/g0.zsi --sketch " SKETCHY
+             "/sketch/pear/n07767847_10558-1.png --hash", out, sizeof out);
+    ZT_CHECK(rc == 1 && strstr(out, "--hash needs an index built with --bits"), "hash without codes: %d\n%.400s", rc, out);
+    /* eval: real-valued, hashed with ITQ fitted on the gallery, and with train's rotation */
+    rc = run("./zsesbir eval --weights " TCN_ROOT "/w.safetensors" TCN_DATA, out, sizeof out);
+    ZT_REQUIRE(rc == 0, "eval exit %d:\n%.600s", rc, out);
+    ZT_CHECK(strstr(out, "2 unseen classes, 50 query sketches, 50 gallery photos, TCN real-valued") &&
+                 sscanf(last_line(out), "mAP@all=%lf P@100=%lf mAP@200=%lf P@200=%lf", &map, &p100, &map200, &p200) == 4 && map > 0 &&
+                 map <= 1 && map == map200 && p100 == p200,
+             "eval (50 photos: mAP@200 = mAP@all, P@200 = P@100):\n%.600s", out);
+    rc = run("./zsesbir eval --weights " TCN_ROOT "/w.safetensors" TCN_DATA " --hash --bits 8", out, sizeof out);
+    ZT_CHECK(rc == 0 && strstr(out, "ITQ: 8 bits (fitted on the gallery") && sscanf(last_line(out), "mAP@all=%lf", &map) == 1 && map > 0 && map <= 1,
+             "eval --hash exit %d:\n%.600s", rc, out);
+    rc = run("./zsesbir eval --weights " TCN_ROOT "/w.safetensors" TCN_DATA " --hash --itq " TCN_ROOT "/w.safetensors.itq", out2, sizeof out2);
+    ZT_CHECK(rc == 0 && strstr(out2, "ITQ: 8 bits (" TCN_ROOT "/w.safetensors.itq)"), "eval --itq exit %d:\n%.600s", rc, out2);
+    rc = run("./zsesbir eval --weights " TCN_ROOT "/w.safetensors" TCN_DATA " --fine-grained", out, sizeof out);
+    ZT_CHECK(rc == 0 && sscanf(last_line(out), "acc@1=%lf acc@10=%lf", &map, &p100) == 2, "fine-grained: %d\n%.400s", rc, out);
+    /* usage errors */
+    rc = run("./zsesbir train --model tfn --data x", out, sizeof out);
+    ZT_CHECK(rc == 2 && strstr(out, "--model: zse or tcn"), "bad model: %d %.300s", rc, out);
+    rc = run("./zsesbir train --model tcn --arch resnet99" TCN_DATA " --steps 1 --batch 1 --out x", out, sizeof out);
+    ZT_CHECK(rc == 2 && strstr(out, "resnet99"), "bad arch: %d %.300s", rc, out);
+    rc = run("./zsesbir eval --weights " TCN_ROOT "/w.safetensors" TCN_DATA " --bits 8", out, sizeof out);
+    ZT_CHECK(rc == 2 && strstr(out, "go with --hash"), "bits without hash: %d %.300s", rc, out);
+}
+
 int main(int argc, char **argv) {
     zt_select(argc, argv);
+    ZT_RUN(test_cli_tcn);
     ZT_RUN(test_cli_pipeline);
     ZT_RUN(test_cli_errors);
     ZT_RUN(test_cli_pth);

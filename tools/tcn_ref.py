@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""tcn_ref.py - PyTorch reference of TCN (shared/SPEC.md section 2) for dev/tcn.h.
+"""tcn_ref.py - PyTorch reference of TCN (shared/SPEC.md section 2) for zsesbir.h [impl:tcn].
 
 Self-contained (torch, torchvision, numpy). The model code mirrors the released TCN
 code (haowang1992/TCN: model/baseline_resnet.py, model/bn.py, experiment/
@@ -463,7 +463,7 @@ def full(outdir):
     print("wrote %s (logits max |.| %.4g, features max %.4g)" % (outdir, float(logits.abs().max()), float(feats.abs().max())))
 
 
-def bench(reps):
+def bench(reps, pairs=0, train_reps=3):
     import torchvision
     torch.set_num_threads(2)
     net = torchvision.models.resnet50().eval()
@@ -479,7 +479,38 @@ def bench(reps):
                 ts.append(time.perf_counter() - t0)
         res["batch%d_ms" % B] = 1000 * statistics.median(ts)
         res["batch%d_ms_per_image" % B] = 1000 * statistics.median(ts) / B
+    if pairs > 0:
+        res.update(train_bench(train_reps, pairs))
+    import resource
+    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps(res))
+
+
+def train_bench(reps, pairs):
+    """one TCN training step as tools/tcn_bench.c --train: ResNet-50 encoders, D 64,
+    100 classes, frozen torchvision ResNet-50 teacher, all SPEC 2.2 terms, Adam"""
+    import torchvision
+    torch.manual_seed(0)
+    bb = dict(bottleneck=True, layers=[3, 4, 6, 3], stem=64, planes=[64, 128, 256, 512])
+    model = TCN(bb, 64, 100, 1000, 300, False, 0.0).train()
+    teacher = torchvision.models.resnet50().eval()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=5e-4)
+    cfg = dict(w_cls=1.0, w_kd=1.0, w_share=1000.0, w_sbh=1.0)
+    y = torch.arange(pairs) % 4
+    wv = torch.rand(pairs, 300) - 0.5
+    ts = []
+    for k in range(reps + 1):  # one warm-up
+        sk = torch.rand(pairs, 3, 224, 224) * 4 - 2
+        im = torch.rand(pairs, 3, 224, 224) * 4 - 2
+        alpha = torch.rand(2 * pairs, 1)
+        t0 = time.perf_counter()
+        opt.zero_grad()
+        out = model.losses(teacher, sk, im, y, wv, alpha, cfg)
+        out["total"].backward()
+        opt.step()
+        if k > 0:
+            ts.append(time.perf_counter() - t0)
+    return {"train_pairs": pairs, "train_median_s": statistics.median(ts), "train_reps": reps}
 
 
 def selftest():
@@ -506,6 +537,8 @@ if __name__ == "__main__":
     ap.add_argument("--full", metavar="DIR")
     ap.add_argument("--bench", action="store_true")
     ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--pairs", type=int, default=0, help="--bench: also time a training step of this many pairs")
+    ap.add_argument("--train-reps", type=int, default=3)
     ap.add_argument("--selftest", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(1 if not a.bench else 2)
@@ -516,7 +549,7 @@ if __name__ == "__main__":
     if a.full:
         full(a.full)
     if a.bench:
-        bench(a.reps)
+        bench(a.reps, a.pairs, a.train_reps)
     if not (a.selftest or a.golden or a.full or a.bench):
         ap.print_help()
         sys.exit(2)
