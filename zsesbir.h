@@ -78,6 +78,8 @@
                          rasteriser into zs_image (sketch queries)
         [api:index]      photo index files (.zsi; ZSE-SBIR or TCN, ITQ codes),
                          contact sheets
+        [api:explain]    token correspondences (anchor / patch cosine maps, CA and
+                         SA attention, regions), pictures, sketch-to-photo synthesis
       IMPLEMENTATION
         [impl:platform]  includes, TLS, allocator, SIMD vector macros
         [impl:errors]    thread-local last error
@@ -105,6 +107,7 @@
         [impl:image]     image files, resizing, pre-processing
         [impl:quickdraw] ndjson reader, stroke rasteriser
         [impl:index]     photo index files, contact sheets
+        [impl:explain]   explanation maps, integer-only drawing, 5x7 font, synthesis
       LICENCE
 */
 #ifndef ZSESBIR_H
@@ -1493,6 +1496,156 @@ ZSDEF uint64_t zs_weights_hash(const zs_params *p);
 ZSDEF int zs_contact_sheet(zs_image *out, const zs_image *query, const zs_image *items, int n, const int *mark,
                            int cell, int cols);
 
+/* ==================================================================== */
+/* [api:explain] token correspondences, pictures, synthesis (SPEC 1.7)  */
+/* ==================================================================== */
+/* What a ZSE-SBIR model matches between a sketch and a photo.
+
+   zs_explain_compute runs one sketch-photo pair through SA, CA and the RN
+   head (dropout off, no gradients) and keeps: the RN score, the ret-token
+   distance, the anchor cosine map of SPEC 1.4 (the RN's input), the CA
+   attention probabilities of both branches per head, the last SA block's
+   cls-token attention per head, and the CA output patch tokens.
+
+   Regions. Patch token p (0 <= p < grid^2, row-major) sits at grid cell
+   (p / grid, p % grid) and is made from the pixel block
+   zs_explain_patch_box gives (patch-embedding conv, kernel = stride =
+   patch; the tokenizer CNN beside it sees a few pixels more). Anchor
+   tokens do NOT have such a region: the raw-reshape quirk of SPEC 1.4
+   reads the [N, d] token memory as [d, g, g], so anchor (ay, ax) (a 2x2
+   conv over cells (2ay..2ay+1, 2ax..2ax+1) of that view) reads channel c
+   of the view from flat offset c*N + y*g + x, i.e. from patch token
+   (c*N + y*g + x) / d. Over the d channels that is every token when
+   d >= N, which holds for every released and built-in config: each anchor
+   mixes the whole image. zs_explain_anchor_region says which patches an
+   anchor reads (and zs_explain.anchors_whole is 1 when all of them read
+   the whole image), so the 49x49 map is exposed but cannot be drawn as
+   region-to-region lines. The pictures therefore use patch-level maps
+   (zs_explain_patch_map): cosine of the CA output patch tokens, by default
+   centred (each image's mean patch token subtracted, which removes the
+   component every token shares), or the CA attention itself.
+
+   Pictures (zs_explain_render): sketch and photo panels side by side, the
+   strongest patch pairs (zs_explain_top_pairs: each sketch patch's argmax
+   photo patch, strongest first) outlined and joined by coloured lines, a
+   heat map of a per-photo-patch value (zs_explain_heat) over a third copy
+   of the photo (colours span the 5th..95th percentile of the values,
+   interpolated bilinearly between patch centres), and caption lines in a built-in 5x7 bitmap font (ASCII
+   32..126). Rendering is integer arithmetic only: the same inputs give the
+   same bytes on every build.
+
+   Synthesis (zs_explain_synthesize): an image in the sketch's layout where
+   each sketch patch cell holds the photo patch its row of the map prefers
+   (universal replacement), optionally feathered across cell borders. */
+
+typedef struct zs_explain {
+    int img_size, patch, grid, patches, tokens, dim; /* from the model config */
+    int anchor_grid, anchors;        /* SPEC 1.4 anchor tokens (7x7 = 49 by default) */
+    int heads, ca_heads;             /* SA heads, CA heads */
+    int anchors_whole;               /* 1: every anchor reads every patch token
+                                        (raw-reshape quirk): anchors have no region */
+    float rn_score;                  /* RN relation score in (0,1) */
+    float ret_dist;                  /* Euclidean distance of the L2-normalised ret tokens */
+    float *anchor_cos;               /* [anchors, anchors]: rows sketch, columns photo (RN input) */
+    float *ca_sk2ph;                 /* [ca_heads, tokens, tokens] last CA layer, sketch branch:
+                                        sketch queries (rows) over photo keys; token 0 = cls */
+    float *ca_ph2sk;                 /* [ca_heads, tokens, tokens] photo branch: photo queries
+                                        over sketch keys */
+    float *cls_attn_sk;              /* [heads, tokens] last SA block: cls query over all tokens */
+    float *cls_attn_ph;              /* [heads, tokens] */
+    float *tok_sk, *tok_ph;          /* [patches, dim] CA output patch tokens (cls dropped) */
+    void *mem_;                      /* the one allocation behind the arrays */
+} zs_explain;
+
+/* Patch-level correspondence maps [patches, patches] (rows sketch patches,
+   columns photo patches), for the pictures and the synthesis. */
+typedef enum zs_explain_map_kind {
+    ZS_EXPLAIN_MAP_CENTRED = 0, /* cosine of CA patch tokens minus each image's mean token */
+    ZS_EXPLAIN_MAP_COS = 1,     /* plain cosine of CA patch tokens */
+    ZS_EXPLAIN_MAP_ATTN = 2     /* CA sketch->photo attention, mean over heads */
+} zs_explain_map_kind;
+
+/* What the heat map shows for each photo patch. */
+typedef enum zs_explain_heat_kind {
+    ZS_EXPLAIN_HEAT_RET = 0,   /* gradient x input of the ret-token cosine similarity,
+                                  summed over the patch's pixels and channels */
+    ZS_EXPLAIN_HEAT_RN = 1,    /* gradient x input of the RN score, likewise */
+    ZS_EXPLAIN_HEAT_ATTN = 2,  /* CA attention received from the sketch patches (mean over heads) */
+    ZS_EXPLAIN_HEAT_CLS = 3,   /* last SA block's cls attention of the photo (mean over heads) */
+    ZS_EXPLAIN_HEAT_MATCH = 4  /* best value of the given map in the patch's column */
+} zs_explain_heat_kind;
+
+typedef struct zs_explain_pair { int sk, ph; float value; } zs_explain_pair;
+
+/* One pair. sketch and photo are normalised [3, img_size, img_size] images
+   (zs_preprocess_sketch / zs_preprocess_photo). Needs the full token grid
+   (ZS_ERR_UNSUPPORTED with EViT keep rates < 1). Training mode and
+   gradients are switched off for the call; the arena is restored. *out is
+   zeroed first; free it with zs_explain_free. */
+ZSDEF int zs_explain_compute(zs_ctx *ctx, zs_zse *m, const float *sketch, const float *photo, zs_explain *out);
+ZSDEF void zs_explain_free(zs_explain *e);
+
+/* Pixel box {x0, y0, x1, y1} (ends exclusive) of patch p in the img_size
+   input of config c. */
+ZSDEF int zs_explain_patch_box(const zs_zse_config *c, int p, int box[4]);
+/* Which patch tokens anchor a reads through the raw reshape (mask[patches]
+   set to 0/1 when not NULL), and the pixel bounding box of those patches.
+   Returns the number of patches read (== patches: the whole image), or an
+   error code < 0. */
+ZSDEF int zs_explain_anchor_region(const zs_zse_config *c, int a, unsigned char *mask, int box[4]);
+
+/* map [patches * patches] of the given kind from a computed pair. */
+ZSDEF int zs_explain_patch_map(const zs_explain *e, zs_explain_map_kind kind, float *map);
+
+/* heat [patches], one value per photo patch. RET and RN run SA (and CA +
+   RN) again with gradients (ctx, m, sketch and photo needed; m must be the
+   model e was computed with; a model holding gradient buffers receives this
+   backward pass in them too); ATTN and CLS read e; MATCH reads map
+   [patches * patches] (of any kind). Unused arguments may be NULL. */
+ZSDEF int zs_explain_heat(zs_ctx *ctx, zs_zse *m, const float *sketch, const float *photo, const zs_explain *e,
+                          const float *map, zs_explain_heat_kind kind, float *heat);
+
+/* The n strongest correspondences of map [rows * cols]: for every row i
+   (only rows with row_mask[i] != 0 when row_mask is not NULL) its argmax
+   column j (first one on ties; NaN never wins; rows of NaN are skipped),
+   then the rows by decreasing value (lower row first on ties). Writes up
+   to n pairs to out and returns how many (fewer when fewer rows qualify),
+   or an error code < 0 (n < 1 or n > rows: ZS_ERR_ARG). */
+ZSDEF int zs_explain_top_pairs(const float *map, int rows, int cols, const unsigned char *row_mask, int n,
+                               zs_explain_pair *out);
+
+/* mask[grid*grid]: 1 where the (prepared, 8-bit) sketch's cell holds ink
+   (R+G+B <= 300, SPEC 3) in at least 1/64 of its pixels (>= 1 pixel).
+   Returns the number of ink cells or an error code < 0. */
+ZSDEF int zs_explain_ink_mask(const zs_image *sketch, int grid, unsigned char *mask);
+
+typedef struct zs_explain_view {
+    int grid;                      /* patch grid of both panels */
+    const zs_explain_pair *pairs;  /* drawn strongest first: outlines + lines */
+    int n_pairs;                   /* 0..256 */
+    const float *heat;             /* [grid*grid] or NULL: no heat panel */
+    const char *title[3];          /* above the sketch, photo and heat panels (NULL: none) */
+    const char *caption[4];        /* lines below (NULL: none); caption[0] twice as large */
+} zs_explain_view;
+
+/* The picture: sketch and photo are square images of the same size W >= grid
+   (the panels; cell p spans pixels [x W/grid, (x+1) W/grid) in both
+   directions). Pairs must index cells < grid^2. *out is a new image
+   (zs_image_free), zeroed on failure. */
+ZSDEF int zs_explain_render(zs_image *out, const zs_image *sketch, const zs_image *photo, const zs_explain_view *v);
+
+/* Sketch-to-photo synthesis on a square photo whose side is a multiple of
+   grid: output cell i = photo cell argmax_j map[i * grid^2 + j] (first on
+   ties, NaN never wins, an all-NaN row keeps cell i). blend = 0 copies the
+   cells exactly; blend > 0 (<= cell/2) extends every cell by blend pixels
+   of its photo surroundings and feathers neighbours linearly across the
+   border (integer weights). match[grid^2] receives the chosen cells when
+   not NULL. *out is a new image, zeroed on failure. */
+ZSDEF int zs_explain_synthesize(zs_image *out, const zs_image *photo, int grid, const float *map, int blend, int *match);
+
+/* Text in the built-in font (5x7 glyphs in 6x8 cells, times scale) at
+   (x, y), clipped to the image; returns the width in pixels. */
+ZSDEF int zs_explain_text(zs_image *im, int x, int y, const char *s, int scale, const unsigned char rgb[3]);
 #ifdef __cplusplus
 }
 #endif
@@ -15960,6 +16113,672 @@ ZS__FN int zs_contact_sheet(zs_image *out, const zs_image *query, const zs_image
     return ZS_OK;
 }
 
+/* ==================================================================== */
+/* [impl:explain] token correspondences, pictures, synthesis            */
+/* ==================================================================== */
+
+ZS__FN void zs_explain_free(zs_explain *e) {
+    if (!e) return;
+    zs__free(e->mem_, NULL);
+    memset(e, 0, sizeof *e);
+}
+
+ZS__FN int zs_explain_patch_box(const zs_zse_config *c, int p, int box[4]) {
+    zs_zse_dims d;
+    int r;
+    if (!c || !box) return zs__fail(ZS_ERR_ARG, "zs_explain_patch_box: NULL argument");
+    if ((r = zs_zse_config_check(c, &d)) != ZS_OK) return r;
+    if (p < 0 || p >= d.patches) return zs__fail(ZS_ERR_ARG, "zs_explain_patch_box: patch %d outside 0..%d", p, d.patches - 1);
+    box[0] = (p % d.grid) * c->patch;
+    box[1] = (p / d.grid) * c->patch;
+    box[2] = box[0] + c->patch;
+    box[3] = box[1] + c->patch;
+    return ZS_OK;
+}
+
+ZS__FN int zs_explain_anchor_region(const zs_zse_config *c, int a, unsigned char *mask, int box[4]) {
+    zs_zse_dims d;
+    unsigned char *mk;
+    int r, ch, dy, dx, n = 0, p, x0, y0, x1, y1;
+    if (!c) return zs__fail(ZS_ERR_ARG, "zs_explain_anchor_region: NULL config");
+    if ((r = zs_zse_config_check(c, &d)) != ZS_OK) return r;
+    if (a < 0 || a >= d.anchors) return zs__fail(ZS_ERR_ARG, "zs_explain_anchor_region: anchor %d outside 0..%d", a, d.anchors - 1);
+    mk = mask ? mask : (unsigned char *)zs__malloc((size_t)d.patches, NULL);
+    if (!mk) return zs__fail(ZS_ERR_NOMEM, "zs_explain_anchor_region: out of memory");
+    memset(mk, 0, (size_t)d.patches);
+    for (ch = 0; ch < c->dim; ch++)
+        for (dy = 0; dy < 2; dy++)
+            for (dx = 0; dx < 2; dx++) {
+                /* element (ch, y, x) of the raw [d, g, g] view = flat ch*N + y*g + x of T [N, d] */
+                int y = 2 * (a / d.anchor_grid) + dy, x = 2 * (a % d.anchor_grid) + dx;
+                mk[((int64_t)ch * d.patches + (int64_t)y * d.grid + x) / c->dim] = 1;
+            }
+    x0 = y0 = d.grid;
+    x1 = y1 = -1;
+    for (p = 0; p < d.patches; p++) {
+        if (!mk[p]) continue;
+        n++;
+        if (p % d.grid < x0) x0 = p % d.grid;
+        if (p % d.grid > x1) x1 = p % d.grid;
+        if (p / d.grid < y0) y0 = p / d.grid;
+        if (p / d.grid > y1) y1 = p / d.grid;
+    }
+    if (!mask) zs__free(mk, NULL);
+    if (box) {
+        box[0] = x0 * c->patch;
+        box[1] = y0 * c->patch;
+        box[2] = (x1 + 1) * c->patch;
+        box[3] = (y1 + 1) * c->patch;
+    }
+    return n;
+}
+
+/* SA as zs_zse_sa (inference), also writing the last block's attention of
+   the cls query per head, cls_attn [heads, T] */
+ZS__PRIV zs_tensor *zs__explain_sa(zs_ctx *ctx, zs_zse *m, zs_tensor *img, float *cls_attn) {
+    const zs_zse_config *c = &m->cfg;
+    int64_t D = c->dim, N = m->dims.patches, T = m->dims.tokens, h;
+    zs_tensor *patch, *scale, *t, *x, *parts[2];
+    int i;
+    patch = zs_conv2d(ctx, img, m->embed_w, m->embed_b, c->patch, c->patch, 0, 0);       /* [1,d,g,g] */
+    scale = zs_relu(ctx, zs_conv2d(ctx, img, m->scale_w[0], NULL, 2, 2, 3, 3));
+    scale = zs_relu(ctx, zs_conv2d(ctx, scale, m->scale_w[1], NULL, 2, 2, 1, 1));
+    scale = zs_relu(ctx, zs_conv2d(ctx, scale, m->scale_w[2], NULL, 2, 2, 1, 1));
+    scale = zs_conv2d(ctx, scale, m->scale_w[3], NULL, 2, 2, 1, 1);
+    t = zs_scale(ctx, zs_add(ctx, patch, scale), 0.5f);
+    parts[0] = zs_reshape3(ctx, m->cls, 1, 1, D);
+    parts[1] = zs_contiguous(ctx, zs_transpose(ctx, zs_reshape3(ctx, t, 1, D, N), 1, 2)); /* [1,N,d] */
+    x = zs_add(ctx, zs_concat(ctx, parts, 2, 1), m->pos);                                 /* [1,T,d] */
+    for (i = 0; i < c->depth && x; i++) {
+        if (i == c->depth - 1) { /* the probabilities of the last block, then the block as usual */
+            zs_zse_block *b = &m->blocks[i];
+            float *probs = (float *)zs__arena_alloc(&ctx->arena, (size_t)(c->heads * T * T) * sizeof(float));
+            zs_tensor *qkv = zs_linear(ctx, zs_layer_norm(ctx, x, b->ln1_w, b->ln1_b, 1e-5f), b->qkv_w, b->qkv_b);
+            if (!probs) { zs__fail(ZS_ERR_NOMEM, "zs_explain: arena exhausted"); return zs__op_fail(ctx, ZS_ERR_NOMEM); }
+            if (!zs_attention_ex(ctx, zs_slice(ctx, qkv, 2, 0, D), zs_slice(ctx, qkv, 2, D, 2 * D), zs_slice(ctx, qkv, 2, 2 * D, 3 * D),
+                                 c->heads, 1.0f / sqrtf((float)(D / c->heads)), 0.0f, NULL, probs))
+                return NULL;
+            for (h = 0; h < c->heads; h++) memcpy(cls_attn + h * T, probs + h * T * T, (size_t)T * sizeof(float));
+        }
+        x = zs__zse_block(ctx, m, i, x);
+    }
+    return zs_layer_norm(ctx, x, m->norm_w, m->norm_b, 1e-5f);
+}
+
+/* shared argument checks of compute and heat */
+ZS__PRIV int zs__explain_check(zs_zse *m, const float *sketch, const float *photo, const char *who) {
+    if (!m || !sketch || !photo) return zs__fail(ZS_ERR_ARG, "%s: NULL argument", who);
+    if (!m->params.data || !m->blocks) return zs__fail(ZS_ERR_STATE, "%s: model has no weights", who);
+    if (zs__zse_has_evit(&m->cfg))
+        return zs__fail(ZS_ERR_UNSUPPORTED, "%s: EViT keep rates < 1 remove tokens the token head needs", who);
+    return ZS_OK;
+}
+
+ZS__PRIV double zs__explain_retdist(const float *a, const float *b, int D) {
+    double na = 0, nb = 0, s = 0;
+    int i;
+    for (i = 0; i < D; i++) { na += (double)a[i] * a[i]; nb += (double)b[i] * b[i]; }
+    na = sqrt(na) > 1e-12 ? sqrt(na) : 1e-12; /* F.normalize(eps=1e-12) */
+    nb = sqrt(nb) > 1e-12 ? sqrt(nb) : 1e-12;
+    for (i = 0; i < D; i++) { double t = a[i] / na - b[i] / nb; s += t * t; }
+    return sqrt(s);
+}
+
+ZS__FN int zs_explain_compute(zs_ctx *ctx, zs_zse *m, const float *sketch, const float *photo, zs_explain *e) {
+    const zs_zse_dims *d;
+    int64_t s4[4], T, N, D, H, CH, l;
+    size_t nf;
+    zs_mark mk;
+    zs_tensor *xs, *xp, *ss, *sp, *so, *po, *as, *ap, *cs, *sc;
+    float *f;
+    int old_g, old_t, rc = ZS_OK, a;
+    if (e) memset(e, 0, sizeof *e);
+    if (!ctx || !e) return zs__fail(ZS_ERR_ARG, "zs_explain_compute: NULL argument");
+    if ((rc = zs__explain_check(m, sketch, photo, "zs_explain_compute")) != ZS_OK) return rc;
+    d = &m->dims;
+    T = d->tokens; N = d->patches; D = m->cfg.dim; H = m->cfg.heads; CH = m->cfg.ca_heads;
+    nf = (size_t)d->anchors * (size_t)d->anchors + (size_t)(2 * CH * T * T + 2 * H * T + 2 * N * D);
+    e->mem_ = zs__malloc(nf * sizeof(float), NULL);
+    if (!e->mem_) return zs__fail(ZS_ERR_NOMEM, "zs_explain_compute: out of memory (%zu floats)", nf);
+    f = (float *)e->mem_;
+    e->anchor_cos = f; f += (size_t)d->anchors * (size_t)d->anchors;
+    e->ca_sk2ph = f; f += CH * T * T;
+    e->ca_ph2sk = f; f += CH * T * T;
+    e->cls_attn_sk = f; f += H * T;
+    e->cls_attn_ph = f; f += H * T;
+    e->tok_sk = f; f += N * D;
+    e->tok_ph = f;
+    e->img_size = m->cfg.img_size; e->patch = m->cfg.patch; e->grid = d->grid; e->patches = d->patches;
+    e->tokens = d->tokens; e->dim = m->cfg.dim; e->anchor_grid = d->anchor_grid; e->anchors = d->anchors;
+    e->heads = m->cfg.heads; e->ca_heads = m->cfg.ca_heads;
+    e->anchors_whole = 1;
+    for (a = 0; a < d->anchors && e->anchors_whole; a++)
+        if (zs_explain_anchor_region(&m->cfg, a, NULL, NULL) != d->patches) e->anchors_whole = 0;
+
+    mk = zs_ctx_mark(ctx);
+    old_g = zs_set_grad_enabled(ctx, 0);
+    old_t = zs_set_training(ctx, 0);
+    s4[0] = 1; s4[1] = 3; s4[2] = m->cfg.img_size; s4[3] = m->cfg.img_size;
+    xs = zs_from_data(ctx, sketch, 4, s4);
+    xp = zs_from_data(ctx, photo, 4, s4);
+    ss = xs ? zs__explain_sa(ctx, m, xs, e->cls_attn_sk) : NULL;
+    sp = xp ? zs__explain_sa(ctx, m, xp, e->cls_attn_ph) : NULL;
+    so = ss; po = sp;
+    /* CA as zs_zse_ca, keeping each layer's probabilities (the last stay) */
+    for (l = 0; l < m->cfg.ca_layers && so && po; l++) {
+        zs_zse_ca_layer *Ls = &m->ca[0][l], *Lp = &m->ca[1][l];
+        float sc_ = 1.0f / sqrtf((float)(D / CH));
+        zs_tensor *qs = zs_linear(ctx, so, Ls->w[0], Ls->b[0]), *ks = zs_linear(ctx, po, Ls->w[1], Ls->b[1]);
+        zs_tensor *vs = zs_linear(ctx, so, Ls->w[2], Ls->b[2]);
+        zs_tensor *qp = zs_linear(ctx, po, Lp->w[0], Lp->b[0]), *kp = zs_linear(ctx, so, Lp->w[1], Lp->b[1]);
+        zs_tensor *vp = zs_linear(ctx, po, Lp->w[2], Lp->b[2]), *s2, *p2;
+        if (!zs_attention_ex(ctx, qs, ks, vs, (int)CH, sc_, 0.0f, NULL, e->ca_sk2ph) ||
+            !zs_attention_ex(ctx, qp, kp, vp, (int)CH, sc_, 0.0f, NULL, e->ca_ph2sk)) {
+            so = po = NULL;
+            break;
+        }
+        s2 = zs__zse_ca_mix(ctx, m, Ls, qs, ks, vs, so);
+        p2 = zs__zse_ca_mix(ctx, m, Lp, qp, kp, vp, po);
+        so = s2;
+        po = p2;
+    }
+    as = zs_zse_anchors(ctx, m, so);
+    ap = zs_zse_anchors(ctx, m, po);
+    cs = as && ap ? zs_cosine_matrix(ctx, as, ap) : NULL;                                 /* [1,n,n] */
+    sc = cs ? zs_zse_rn(ctx, m, as, ap) : NULL;                                           /* [1] */
+    if (!sc) {
+        rc = zs_ctx_status(ctx) ? zs_ctx_status(ctx) : ZS_ERR_STATE;
+    } else {
+        memcpy(e->anchor_cos, cs->data, (size_t)d->anchors * (size_t)d->anchors * sizeof(float));
+        memcpy(e->tok_sk, (const float *)so->data + D, (size_t)(N * D) * sizeof(float));
+        memcpy(e->tok_ph, (const float *)po->data + D, (size_t)(N * D) * sizeof(float));
+        e->rn_score = ((const float *)sc->data)[0];
+        e->ret_dist = (float)zs__explain_retdist((const float *)ss->data, (const float *)sp->data, (int)D);
+    }
+    zs_set_training(ctx, old_t);
+    zs_set_grad_enabled(ctx, old_g);
+    zs_ctx_release(ctx, mk);
+    if (rc != ZS_OK) zs_explain_free(e);
+    return rc;
+}
+
+ZS__FN int zs_explain_patch_map(const zs_explain *e, zs_explain_map_kind kind, float *map) {
+    int N, D, i, j, k, h;
+    if (!e || !map || !e->mem_) return zs__fail(ZS_ERR_ARG, "zs_explain_patch_map: NULL argument");
+    N = e->patches;
+    D = e->dim;
+    if (kind == ZS_EXPLAIN_MAP_ATTN) {
+        int64_t T = e->tokens;
+        for (i = 0; i < N; i++)
+            for (j = 0; j < N; j++) {
+                double s = 0;
+                for (h = 0; h < e->ca_heads; h++) s += e->ca_sk2ph[(h * T + 1 + i) * T + 1 + j];
+                map[i * N + j] = (float)(s / e->ca_heads);
+            }
+        return ZS_OK;
+    }
+    if (kind != ZS_EXPLAIN_MAP_CENTRED && kind != ZS_EXPLAIN_MAP_COS)
+        return zs__fail(ZS_ERR_ARG, "zs_explain_patch_map: unknown map kind %d", (int)kind);
+    {
+        /* centred copies (or plain) in double, then cosine; zero norm -> 0 */
+        double *a = (double *)zs__malloc(sizeof(double) * (size_t)(2 * N * D + 2 * D + 2 * N), NULL);
+        double *b, *ma, *mb, *na, *nb;
+        if (!a) return zs__fail(ZS_ERR_NOMEM, "zs_explain_patch_map: out of memory");
+        b = a + (size_t)N * D; ma = b + (size_t)N * D; mb = ma + D; na = mb + D; nb = na + N;
+        for (k = 0; k < D; k++) {
+            ma[k] = mb[k] = 0;
+            if (kind == ZS_EXPLAIN_MAP_CENTRED)
+                for (i = 0; i < N; i++) { ma[k] += e->tok_sk[(size_t)i * D + k]; mb[k] += e->tok_ph[(size_t)i * D + k]; }
+            ma[k] /= N;
+            mb[k] /= N;
+        }
+        for (i = 0; i < N; i++) {
+            na[i] = nb[i] = 0;
+            for (k = 0; k < D; k++) {
+                double u = e->tok_sk[(size_t)i * D + k] - ma[k], v = e->tok_ph[(size_t)i * D + k] - mb[k];
+                a[(size_t)i * D + k] = u;
+                b[(size_t)i * D + k] = v;
+                na[i] += u * u;
+                nb[i] += v * v;
+            }
+            na[i] = sqrt(na[i]);
+            nb[i] = sqrt(nb[i]);
+        }
+        for (i = 0; i < N; i++)
+            for (j = 0; j < N; j++) {
+                double s = 0;
+                for (k = 0; k < D; k++) s += a[(size_t)i * D + k] * b[(size_t)j * D + k];
+                map[i * N + j] = na[i] > 0 && nb[j] > 0 ? (float)(s / (na[i] * nb[j])) : 0.0f;
+            }
+        zs__free(a, NULL);
+    }
+    return ZS_OK;
+}
+
+/* gradient x input of the ret cosine or the RN score, per photo patch */
+ZS__PRIV int zs__explain_grad_heat(zs_ctx *ctx, zs_zse *m, const float *sketch, const float *photo, int rn, float *heat) {
+    int64_t s4[4], D = m->cfg.dim, S = m->cfg.img_size;
+    int g = m->dims.grid, P = m->cfg.patch, rc = ZS_OK, x, y, ch;
+    zs_mark mk = zs_ctx_mark(ctx);
+    int old_g = zs_set_grad_enabled(ctx, 1), old_t = zs_set_training(ctx, 0);
+    zs_tensor *xs, *xp, *ss, *sp, *target;
+    s4[0] = 1; s4[1] = 3; s4[2] = S; s4[3] = S;
+    xs = zs_from_data(ctx, sketch, 4, s4);
+    xp = zs_from_data(ctx, photo, 4, s4);
+    if (xp) zs_requires_grad(xp);
+    ss = zs_zse_sa(ctx, m, xs);
+    sp = zs_zse_sa(ctx, m, xp);
+    if (rn) {
+        target = zs_sum(ctx, zs_zse_relation(ctx, m, ss, sp, NULL));
+    } else {
+        zs_tensor *es = zs_l2_normalize(ctx, zs_reshape2(ctx, zs_slice(ctx, ss, 1, 0, 1), 1, D), 1e-12f);
+        zs_tensor *ep = zs_l2_normalize(ctx, zs_reshape2(ctx, zs_slice(ctx, sp, 1, 0, 1), 1, D), 1e-12f);
+        target = zs_sum(ctx, zs_mul(ctx, es, ep));
+    }
+    if (!target || (rc = zs_backward(ctx, target)) != ZS_OK || !xp->grad) {
+        if (rc == ZS_OK) rc = zs_ctx_status(ctx) ? zs_ctx_status(ctx) : ZS_ERR_STATE;
+    } else {
+        const float *gr = xp->grad, *in = (const float *)xp->data;
+        double *acc = (double *)zs__malloc(sizeof(double) * (size_t)g * (size_t)g, NULL);
+        if (!acc) {
+            rc = zs__fail(ZS_ERR_NOMEM, "zs_explain_heat: out of memory");
+        } else {
+            memset(acc, 0, sizeof(double) * (size_t)g * (size_t)g);
+            for (ch = 0; ch < 3; ch++)
+                for (y = 0; y < g * P; y++)
+                    for (x = 0; x < g * P; x++) acc[(y / P) * g + x / P] += (double)gr[(ch * S + y) * S + x] * in[(ch * S + y) * S + x];
+            for (x = 0; x < g * g; x++) heat[x] = (float)acc[x];
+            zs__free(acc, NULL);
+        }
+    }
+    zs_set_training(ctx, old_t);
+    zs_set_grad_enabled(ctx, old_g);
+    zs_ctx_release(ctx, mk);
+    return rc;
+}
+
+ZS__FN int zs_explain_heat(zs_ctx *ctx, zs_zse *m, const float *sketch, const float *photo, const zs_explain *e,
+                           const float *map, zs_explain_heat_kind kind, float *heat) {
+    int i, j, h, N, r;
+    if (!heat) return zs__fail(ZS_ERR_ARG, "zs_explain_heat: NULL output");
+    if (kind == ZS_EXPLAIN_HEAT_RET || kind == ZS_EXPLAIN_HEAT_RN) {
+        if (!ctx) return zs__fail(ZS_ERR_ARG, "zs_explain_heat: NULL context");
+        if ((r = zs__explain_check(m, sketch, photo, "zs_explain_heat")) != ZS_OK) return r;
+        if (e && (e->grid != m->dims.grid || e->dim != m->cfg.dim))
+            return zs__fail(ZS_ERR_SHAPE, "zs_explain_heat: the explanation (grid %d, dim %d) is not of this model (grid %d, dim %d)",
+                            e->grid, e->dim, m->dims.grid, m->cfg.dim);
+        return zs__explain_grad_heat(ctx, m, sketch, photo, kind == ZS_EXPLAIN_HEAT_RN, heat);
+    }
+    if (!e || !e->mem_) return zs__fail(ZS_ERR_ARG, "zs_explain_heat: this heat kind needs a computed zs_explain");
+    N = e->patches;
+    if (kind == ZS_EXPLAIN_HEAT_ATTN) {
+        int64_t T = e->tokens;
+        for (j = 0; j < N; j++) {
+            double s = 0;
+            for (h = 0; h < e->ca_heads; h++)
+                for (i = 0; i < N; i++) s += e->ca_sk2ph[(h * T + 1 + i) * T + 1 + j];
+            heat[j] = (float)(s / ((double)e->ca_heads * N));
+        }
+    } else if (kind == ZS_EXPLAIN_HEAT_CLS) {
+        for (j = 0; j < N; j++) {
+            double s = 0;
+            for (h = 0; h < e->heads; h++) s += e->cls_attn_ph[(size_t)h * e->tokens + 1 + j];
+            heat[j] = (float)(s / e->heads);
+        }
+    } else if (kind == ZS_EXPLAIN_HEAT_MATCH) {
+        if (!map) return zs__fail(ZS_ERR_ARG, "zs_explain_heat: MATCH needs a map");
+        for (j = 0; j < N; j++) {
+            float b = -INFINITY;
+            for (i = 0; i < N; i++)
+                if (map[i * N + j] > b) b = map[i * N + j];
+            heat[j] = b;
+        }
+    } else {
+        return zs__fail(ZS_ERR_ARG, "zs_explain_heat: unknown heat kind %d", (int)kind);
+    }
+    return ZS_OK;
+}
+
+/* argmax of n floats (first on ties, NaN never wins); -1 if all NaN */
+ZS__PRIV int zs__explain_argmax(const float *v, int n) {
+    int j, best = -1;
+    for (j = 0; j < n; j++)
+        if (!zs__isnan_bits(v[j]) && (best < 0 || v[j] > v[best])) best = j;
+    return best;
+}
+
+ZS__PRIV int zs__explain_pair_cmp(const void *pa, const void *pb) {
+    const zs_explain_pair *a = (const zs_explain_pair *)pa, *b = (const zs_explain_pair *)pb;
+    if (a->value != b->value) return a->value > b->value ? -1 : 1;
+    return a->sk < b->sk ? -1 : a->sk > b->sk;
+}
+
+ZS__FN int zs_explain_top_pairs(const float *map, int rows, int cols, const unsigned char *row_mask, int n, zs_explain_pair *out) {
+    zs_explain_pair *all;
+    int i, k = 0;
+    if (!map || !out) return zs__fail(ZS_ERR_ARG, "zs_explain_top_pairs: NULL argument");
+    if (rows < 1 || cols < 1) return zs__fail(ZS_ERR_ARG, "zs_explain_top_pairs: empty map (%d x %d)", rows, cols);
+    if (n < 1 || n > rows) return zs__fail(ZS_ERR_ARG, "zs_explain_top_pairs: asked for %d pairs, need 1..%d (one per row)", n, rows);
+    all = (zs_explain_pair *)zs__malloc(sizeof *all * (size_t)rows, NULL);
+    if (!all) return zs__fail(ZS_ERR_NOMEM, "zs_explain_top_pairs: out of memory");
+    for (i = 0; i < rows; i++) {
+        int j;
+        if (row_mask && !row_mask[i]) continue;
+        if ((j = zs__explain_argmax(map + (size_t)i * (size_t)cols, cols)) < 0) continue;
+        all[k].sk = i;
+        all[k].ph = j;
+        all[k++].value = map[(size_t)i * (size_t)cols + (size_t)j];
+    }
+    qsort(all, (size_t)k, sizeof *all, zs__explain_pair_cmp);
+    if (k > n) k = n;
+    memcpy(out, all, sizeof *all * (size_t)k);
+    zs__free(all, NULL);
+    return k;
+}
+
+ZS__FN int zs_explain_ink_mask(const zs_image *im, int grid, unsigned char *mask) {
+    int r, x, y, n = 0, cx, cy;
+    if (!mask) return zs__fail(ZS_ERR_ARG, "zs_explain_ink_mask: NULL mask");
+    if ((r = zs__image_check(im, "zs_explain_ink_mask")) != 0) return r;
+    if (grid < 1 || grid > im->w || grid > im->h)
+        return zs__fail(ZS_ERR_ARG, "zs_explain_ink_mask: grid %d does not fit a %dx%d image", grid, im->w, im->h);
+    for (cy = 0; cy < grid; cy++)
+        for (cx = 0; cx < grid; cx++) {
+            int x0 = (int)((int64_t)cx * im->w / grid), x1 = (int)((int64_t)(cx + 1) * im->w / grid);
+            int y0 = (int)((int64_t)cy * im->h / grid), y1 = (int)((int64_t)(cy + 1) * im->h / grid);
+            int64_t ink = 0, need = (int64_t)(x1 - x0) * (y1 - y0) / 64;
+            for (y = y0; y < y1; y++)
+                for (x = x0; x < x1; x++) {
+                    const unsigned char *p = im->rgb + ((size_t)y * (size_t)im->w + (size_t)x) * 3;
+                    ink += p[0] + p[1] + p[2] <= 300;
+                }
+            mask[cy * grid + cx] = (unsigned char)(ink >= (need > 1 ? need : 1));
+            n += mask[cy * grid + cx];
+        }
+    return n;
+}
+
+/* ---- drawing ------------------------------------------------------------- */
+
+/* 5x7 glyphs for ASCII 32..126: 5 columns, bit r = row r from the top
+   (row 7 holds descenders) */
+static const unsigned char zs__font5x7[95][5] = {
+    {0x00, 0x00, 0x00, 0x00, 0x00}, {0x00, 0x00, 0x5F, 0x00, 0x00}, {0x00, 0x07, 0x00, 0x07, 0x00}, {0x14, 0x7F, 0x14, 0x7F, 0x14},
+    {0x24, 0x2A, 0x7F, 0x2A, 0x12}, {0x23, 0x13, 0x08, 0x64, 0x62}, {0x36, 0x49, 0x56, 0x20, 0x50}, {0x00, 0x08, 0x07, 0x03, 0x00},
+    {0x00, 0x1C, 0x22, 0x41, 0x00}, {0x00, 0x41, 0x22, 0x1C, 0x00}, {0x2A, 0x1C, 0x7F, 0x1C, 0x2A}, {0x08, 0x08, 0x3E, 0x08, 0x08},
+    {0x00, 0x80, 0x70, 0x30, 0x00}, {0x08, 0x08, 0x08, 0x08, 0x08}, {0x00, 0x00, 0x60, 0x60, 0x00}, {0x20, 0x10, 0x08, 0x04, 0x02},
+    {0x3E, 0x51, 0x49, 0x45, 0x3E}, {0x00, 0x42, 0x7F, 0x40, 0x00}, {0x72, 0x49, 0x49, 0x49, 0x46}, {0x21, 0x41, 0x49, 0x4D, 0x33},
+    {0x18, 0x14, 0x12, 0x7F, 0x10}, {0x27, 0x45, 0x45, 0x45, 0x39}, {0x3C, 0x4A, 0x49, 0x49, 0x31}, {0x41, 0x21, 0x11, 0x09, 0x07},
+    {0x36, 0x49, 0x49, 0x49, 0x36}, {0x46, 0x49, 0x49, 0x29, 0x1E}, {0x00, 0x00, 0x14, 0x00, 0x00}, {0x00, 0x40, 0x34, 0x00, 0x00},
+    {0x00, 0x08, 0x14, 0x22, 0x41}, {0x14, 0x14, 0x14, 0x14, 0x14}, {0x00, 0x41, 0x22, 0x14, 0x08}, {0x02, 0x01, 0x59, 0x09, 0x06},
+    {0x3E, 0x41, 0x5D, 0x59, 0x4E}, {0x7C, 0x12, 0x11, 0x12, 0x7C}, {0x7F, 0x49, 0x49, 0x49, 0x36}, {0x3E, 0x41, 0x41, 0x41, 0x22},
+    {0x7F, 0x41, 0x41, 0x41, 0x3E}, {0x7F, 0x49, 0x49, 0x49, 0x41}, {0x7F, 0x09, 0x09, 0x09, 0x01}, {0x3E, 0x41, 0x41, 0x51, 0x73},
+    {0x7F, 0x08, 0x08, 0x08, 0x7F}, {0x00, 0x41, 0x7F, 0x41, 0x00}, {0x20, 0x40, 0x41, 0x3F, 0x01}, {0x7F, 0x08, 0x14, 0x22, 0x41},
+    {0x7F, 0x40, 0x40, 0x40, 0x40}, {0x7F, 0x02, 0x1C, 0x02, 0x7F}, {0x7F, 0x04, 0x08, 0x10, 0x7F}, {0x3E, 0x41, 0x41, 0x41, 0x3E},
+    {0x7F, 0x09, 0x09, 0x09, 0x06}, {0x3E, 0x41, 0x51, 0x21, 0x5E}, {0x7F, 0x09, 0x19, 0x29, 0x46}, {0x26, 0x49, 0x49, 0x49, 0x32},
+    {0x03, 0x01, 0x7F, 0x01, 0x03}, {0x3F, 0x40, 0x40, 0x40, 0x3F}, {0x1F, 0x20, 0x40, 0x20, 0x1F}, {0x3F, 0x40, 0x38, 0x40, 0x3F},
+    {0x63, 0x14, 0x08, 0x14, 0x63}, {0x03, 0x04, 0x78, 0x04, 0x03}, {0x61, 0x59, 0x49, 0x4D, 0x43}, {0x00, 0x7F, 0x41, 0x41, 0x41},
+    {0x02, 0x04, 0x08, 0x10, 0x20}, {0x00, 0x41, 0x41, 0x41, 0x7F}, {0x04, 0x02, 0x01, 0x02, 0x04}, {0x40, 0x40, 0x40, 0x40, 0x40},
+    {0x00, 0x03, 0x07, 0x08, 0x00}, {0x20, 0x54, 0x54, 0x78, 0x40}, {0x7F, 0x28, 0x44, 0x44, 0x38}, {0x38, 0x44, 0x44, 0x44, 0x28},
+    {0x38, 0x44, 0x44, 0x28, 0x7F}, {0x38, 0x54, 0x54, 0x54, 0x18}, {0x00, 0x08, 0x7E, 0x09, 0x02}, {0x18, 0xA4, 0xA4, 0x9C, 0x78},
+    {0x7F, 0x08, 0x04, 0x04, 0x78}, {0x00, 0x44, 0x7D, 0x40, 0x00}, {0x20, 0x40, 0x40, 0x3D, 0x00}, {0x7F, 0x10, 0x28, 0x44, 0x00},
+    {0x00, 0x41, 0x7F, 0x40, 0x00}, {0x7C, 0x04, 0x78, 0x04, 0x78}, {0x7C, 0x08, 0x04, 0x04, 0x78}, {0x38, 0x44, 0x44, 0x44, 0x38},
+    {0xFC, 0x18, 0x24, 0x24, 0x18}, {0x18, 0x24, 0x24, 0x18, 0xFC}, {0x7C, 0x08, 0x04, 0x04, 0x08}, {0x48, 0x54, 0x54, 0x54, 0x24},
+    {0x04, 0x04, 0x3F, 0x44, 0x24}, {0x3C, 0x40, 0x40, 0x20, 0x7C}, {0x1C, 0x20, 0x40, 0x20, 0x1C}, {0x3C, 0x40, 0x30, 0x40, 0x3C},
+    {0x44, 0x28, 0x10, 0x28, 0x44}, {0x4C, 0x90, 0x90, 0x90, 0x7C}, {0x44, 0x64, 0x54, 0x4C, 0x44}, {0x00, 0x08, 0x36, 0x41, 0x00},
+    {0x00, 0x00, 0x77, 0x00, 0x00}, {0x00, 0x41, 0x36, 0x08, 0x00}, {0x02, 0x01, 0x02, 0x04, 0x02}};
+
+ZS__FN int zs_explain_text(zs_image *im, int x, int y, const char *s, int scale, const unsigned char rgb[3]) {
+    int x0 = x, col, row;
+    if (!im || !im->rgb || !s || !rgb || scale < 1) return 0;
+    for (; *s; s++, x += 6 * scale) {
+        unsigned char c = (unsigned char)*s;
+        const unsigned char *g = zs__font5x7[(c < 32 || c > 126 ? '?' : c) - 32];
+        for (col = 0; col < 5; col++)
+            for (row = 0; row < 8; row++)
+                if (g[col] >> row & 1) zs__fill_rect(im, x + col * scale, y + row * scale, scale, scale, rgb);
+    }
+    return x - x0;
+}
+
+/* outline of thickness t inside the box [x0,x1) x [y0,y1) */
+ZS__PRIV void zs__explain_frame(zs_image *im, int x0, int y0, int x1, int y1, int t, const unsigned char c[3]) {
+    zs__fill_rect(im, x0, y0, x1 - x0, t, c);
+    zs__fill_rect(im, x0, y1 - t, x1 - x0, t, c);
+    zs__fill_rect(im, x0, y0, t, y1 - y0, c);
+    zs__fill_rect(im, x1 - t, y0, t, y1 - y0, c);
+}
+
+/* Bresenham line stamped with a t x t square */
+ZS__PRIV void zs__explain_line(zs_image *im, int x0, int y0, int x1, int y1, int t, const unsigned char c[3]) {
+    int dx = x1 > x0 ? x1 - x0 : x0 - x1, dy = y1 > y0 ? y0 - y1 : y1 - y0;
+    int sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1, err = dx + dy;
+    for (;;) {
+        int e2 = 2 * err;
+        zs__fill_rect(im, x0 - t / 2, y0 - t / 2, t, t, c);
+        if (x0 == x1 && y0 == y1) break;
+        if (e2 >= dy) { err += dy; x0 += sx; }
+        if (e2 <= dx) { err += dx; y0 += sy; }
+    }
+}
+
+/* colour map (blue - cyan - yellow - red) of v in 0..65535 */
+ZS__PRIV void zs__explain_cmap(int v, unsigned char out[3]) {
+    static const int stop[6][3] = {{0, 0, 143}, {0, 0, 255}, {0, 255, 255}, {255, 255, 0}, {255, 0, 0}, {128, 0, 0}};
+    static const int at[6] = {0, 8192, 24576, 40960, 57344, 65536};
+    int k = 0, c;
+    if (v < 0) v = 0;
+    if (v > 65535) v = 65535;
+    while (k < 4 && v >= at[k + 1]) k++;
+    for (c = 0; c < 3; c++) {
+        int64_t span = at[k + 1] - at[k], f = v - at[k];
+        out[c] = (unsigned char)((stop[k][c] * (span - f) + stop[k + 1][c] * f + span / 2) / span);
+    }
+}
+
+ZS__PRIV int zs__explain_cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* heat [n] -> 0..65535 over the 5th..95th percentile of the finite values
+   (one outlier patch would otherwise take the whole colour range); a
+   constant heat maps to the middle, non-finite values to 0 */
+ZS__PRIV int zs__explain_quantise(const float *heat, int n, int *q) {
+    double *v = (double *)zs__malloc(sizeof(double) * (size_t)n, NULL), lo, hi;
+    int i, k = 0;
+    if (!v) return zs__fail(ZS_ERR_NOMEM, "zs_explain_render: out of memory");
+    for (i = 0; i < n; i++)
+        if (!zs__isnan_bits(heat[i]) && heat[i] - heat[i] == 0) v[k++] = heat[i];
+    qsort(v, (size_t)k, sizeof *v, zs__explain_cmp_double);
+    lo = k ? v[(k - 1) * 5 / 100] : 0;
+    hi = k ? v[(k - 1) * 95 / 100] : 0;
+    zs__free(v, NULL);
+    for (i = 0; i < n; i++) {
+        double x = heat[i];
+        if (zs__isnan_bits(heat[i]) || x - x != 0) q[i] = 0;
+        else if (hi > lo) q[i] = x <= lo ? 0 : x >= hi ? 65535 : (int)((x - lo) / (hi - lo) * 65535.0 + 0.5);
+        else q[i] = 32768;
+    }
+    return ZS_OK;
+}
+
+/* photo blended with the bilinearly interpolated heat (cell centres), into dst at (ox, oy) */
+ZS__PRIV void zs__explain_heat_panel(zs_image *dst, int ox, int oy, const zs_image *photo, int g, const int *q) {
+    int W = photo->w, x, y, c;
+    for (y = 0; y < W; y++) {
+        /* position in cells, 8-bit fraction: ((y + 0.5) g / W - 0.5) * 256 */
+        int64_t vy = ((int64_t)(2 * y + 1) * g * 256) / (2 * W) - 128;
+        int64_t cy0, fy;
+        if (vy < 0) vy = 0;
+        if (vy > (int64_t)(g - 1) * 256) vy = (int64_t)(g - 1) * 256;
+        cy0 = vy >> 8; fy = vy & 255;
+        for (x = 0; x < W; x++) {
+            int64_t vx = ((int64_t)(2 * x + 1) * g * 256) / (2 * W) - 128, cx0, fx, cx1, cy1, v;
+            unsigned char col[3];
+            const unsigned char *s = photo->rgb + ((size_t)y * (size_t)W + (size_t)x) * 3;
+            unsigned char *d = dst->rgb + ((size_t)(oy + y) * (size_t)dst->w + (size_t)(ox + x)) * 3;
+            if (vx < 0) vx = 0;
+            if (vx > (int64_t)(g - 1) * 256) vx = (int64_t)(g - 1) * 256;
+            cx0 = vx >> 8; fx = vx & 255;
+            cx1 = cx0 + 1 < g ? cx0 + 1 : cx0;
+            cy1 = cy0 + 1 < g ? cy0 + 1 : cy0;
+            v = ((q[cy0 * g + cx0] * (256 - fx) + q[cy0 * g + cx1] * fx) * (256 - fy) +
+                 (q[cy1 * g + cx0] * (256 - fx) + q[cy1 * g + cx1] * fx) * fy + 32768) >> 16;
+            zs__explain_cmap((int)v, col);
+            for (c = 0; c < 3; c++) d[c] = (unsigned char)((s[c] * 115 + col[c] * 141 + 128) >> 8);
+        }
+    }
+}
+
+ZS__PRIV void zs__explain_blit(zs_image *dst, int ox, int oy, const zs_image *src) {
+    int y;
+    for (y = 0; y < src->h; y++)
+        memcpy(dst->rgb + ((size_t)(oy + y) * (size_t)dst->w + (size_t)ox) * 3, src->rgb + (size_t)y * (size_t)src->w * 3,
+               (size_t)src->w * 3);
+}
+
+ZS__FN int zs_explain_render(zs_image *out, const zs_image *sketch, const zs_image *photo, const zs_explain_view *v) {
+    static const unsigned char pal[12][3] = {{230, 25, 75}, {60, 180, 75}, {0, 130, 200}, {245, 130, 48}, {145, 30, 180}, {70, 200, 220},
+                                             {240, 50, 230}, {170, 200, 30}, {0, 128, 128}, {170, 110, 40}, {128, 0, 0}, {0, 0, 128}};
+    static const unsigned char white[3] = {255, 255, 255}, black[3] = {0, 0, 0}, grey[3] = {90, 90, 90};
+    int W, g, pad = 8, gap, title_h = 14, bar_h, cap_h = 0, X[3], Y, width, height, i, k, r, t, y;
+    int *q = NULL;
+    if (out) memset(out, 0, sizeof *out);
+    if (!out || !v) return zs__fail(ZS_ERR_ARG, "zs_explain_render: NULL argument");
+    if ((r = zs__image_check(sketch, "zs_explain_render")) != 0 || (r = zs__image_check(photo, "zs_explain_render")) != 0) return r;
+    W = sketch->w;
+    g = v->grid;
+    if (sketch->h != W || photo->w != W || photo->h != W)
+        return zs__fail(ZS_ERR_SHAPE, "zs_explain_render: sketch %dx%d and photo %dx%d must be square and of one size", sketch->w,
+                        sketch->h, photo->w, photo->h);
+    if (W > 4096) return zs__fail(ZS_ERR_ARG, "zs_explain_render: panels of %d px (at most 4096)", W);
+    if (g < 1 || g > W) return zs__fail(ZS_ERR_ARG, "zs_explain_render: grid %d does not fit %d px panels", g, W);
+    if (v->n_pairs < 0 || v->n_pairs > 256 || (v->n_pairs && !v->pairs))
+        return zs__fail(ZS_ERR_ARG, "zs_explain_render: %d pairs (0..256, and a pair array)", v->n_pairs);
+    for (k = 0; k < v->n_pairs; k++)
+        if (v->pairs[k].sk < 0 || v->pairs[k].sk >= g * g || v->pairs[k].ph < 0 || v->pairs[k].ph >= g * g)
+            return zs__fail(ZS_ERR_ARG, "zs_explain_render: pair %d (%d, %d) outside the %dx%d grid", k, v->pairs[k].sk, v->pairs[k].ph, g, g);
+    gap = W / 6 > pad ? W / 6 : pad;
+    bar_h = v->heat ? 24 : 0;
+    for (i = 0; i < 4; i++)
+        if (v->caption[i]) cap_h += i == 0 ? 22 : 11;
+    X[0] = pad;
+    X[1] = X[0] + W + gap;
+    X[2] = X[1] + W + 2 * pad;
+    Y = pad + title_h;
+    width = (v->heat ? X[2] + W : X[1] + W) + pad;
+    height = Y + W + bar_h + (cap_h ? cap_h + 6 : 0) + pad;
+    if ((r = zs_image_alloc(out, width, height)) != 0) return r;
+    zs__fill_rect(out, 0, 0, width, height, white);
+    for (i = 0; i < 3; i++)
+        if (v->title[i] && (i < 2 || v->heat)) zs_explain_text(out, X[i], pad, v->title[i], 1, black);
+    zs__explain_blit(out, X[0], Y, sketch);
+    zs__explain_blit(out, X[1], Y, photo);
+    if (v->heat) {
+        q = (int *)zs__malloc(sizeof(int) * (size_t)g * (size_t)g, NULL);
+        if (!q || (r = zs__explain_quantise(v->heat, g * g, q)) != ZS_OK) {
+            zs__free(q, NULL);
+            zs_image_free(out);
+            return q ? r : zs__fail(ZS_ERR_NOMEM, "zs_explain_render: out of memory");
+        }
+        zs__explain_heat_panel(out, X[2], Y, photo, g, q);
+        /* colour bar under the heat panel */
+        {
+            int bx0 = X[2] + 30, bx1 = X[2] + W - 36, by = Y + W + 8, x;
+            zs_explain_text(out, X[2], by, "low", 1, grey);
+            zs_explain_text(out, bx1 + 4, by, "high", 1, grey);
+            for (x = bx0; x < bx1; x++) {
+                unsigned char col[3];
+                zs__explain_cmap((int)((int64_t)(x - bx0) * 65535 / (bx1 - bx0 > 1 ? bx1 - bx0 - 1 : 1)), col);
+                zs__fill_rect(out, x, by, 1, 8, col);
+            }
+        }
+        zs__free(q, NULL);
+    }
+    /* pairs: outlines, then lines, weakest first so the strongest end on top */
+    t = W >= 160 ? 2 : 1;
+    for (k = v->n_pairs - 1; k >= 0; k--)
+        for (i = 0; i < 2; i++) {
+            int c = i ? v->pairs[k].ph : v->pairs[k].sk, cx = c % g, cy = c / g;
+            zs__explain_frame(out, X[i] + cx * W / g, Y + cy * W / g, X[i] + (cx + 1) * W / g, Y + (cy + 1) * W / g, t, pal[k % 12]);
+        }
+    for (k = v->n_pairs - 1; k >= 0; k--) {
+        int a = v->pairs[k].sk, b = v->pairs[k].ph;
+        int ax = X[0] + ((2 * (a % g) + 1) * W) / (2 * g), ay = Y + ((2 * (a / g) + 1) * W) / (2 * g);
+        int bx = X[1] + ((2 * (b % g) + 1) * W) / (2 * g), by = Y + ((2 * (b / g) + 1) * W) / (2 * g);
+        zs__explain_line(out, ax, ay, bx, by, t, pal[k % 12]);
+    }
+    y = Y + W + bar_h + 6;
+    for (i = 0; i < 4; i++)
+        if (v->caption[i]) {
+            zs_explain_text(out, pad, y, v->caption[i], i == 0 ? 2 : 1, i == 0 ? black : grey);
+            y += i == 0 ? 22 : 11;
+        }
+    return ZS_OK;
+}
+
+/* feather weight of offset t in [-b, P+b) of a cell of P pixels: 1..2b */
+ZS__PRIV int64_t zs__explain_feather(int t, int P, int b) {
+    int d = t + b < P + b - 1 - t ? t + b : P + b - 1 - t;
+    return d + 1 < 2 * b ? d + 1 : 2 * b;
+}
+
+ZS__FN int zs_explain_synthesize(zs_image *out, const zs_image *photo, int grid, const float *map, int blend, int *match) {
+    int W, P, N, i, r, x, y, c;
+    int *mt;
+    if (out) memset(out, 0, sizeof *out);
+    if (!out || !map) return zs__fail(ZS_ERR_ARG, "zs_explain_synthesize: NULL argument");
+    if ((r = zs__image_check(photo, "zs_explain_synthesize")) != 0) return r;
+    W = photo->w;
+    if (photo->h != W || grid < 1 || grid > W || W % grid)
+        return zs__fail(ZS_ERR_SHAPE, "zs_explain_synthesize: the photo (%dx%d) must be square with a side that is a multiple of grid %d",
+                        photo->w, photo->h, grid);
+    P = W / grid;
+    N = grid * grid;
+    if (blend < 0 || blend > P / 2) return zs__fail(ZS_ERR_ARG, "zs_explain_synthesize: blend %d outside 0..%d (half a cell)", blend, P / 2);
+    mt = (int *)zs__malloc(sizeof(int) * (size_t)N, NULL);
+    if (!mt) return zs__fail(ZS_ERR_NOMEM, "zs_explain_synthesize: out of memory");
+    for (i = 0; i < N; i++) {
+        int j = zs__explain_argmax(map + (size_t)i * (size_t)N, N);
+        mt[i] = j < 0 ? i : j;
+    }
+    if ((r = zs_image_alloc(out, W, W)) != 0) { zs__free(mt, NULL); return r; }
+    for (y = 0; y < W; y++)
+        for (x = 0; x < W; x++) {
+            unsigned char *d = out->rgb + ((size_t)y * (size_t)W + (size_t)x) * 3;
+            if (!blend) {
+                int m = mt[(y / P) * grid + x / P];
+                const unsigned char *s = photo->rgb + ((size_t)((m / grid) * P + y % P) * (size_t)W + (size_t)((m % grid) * P + x % P)) * 3;
+                memcpy(d, s, 3);
+            } else {
+                /* every cell whose extended box [c P - b, (c+1) P + b) holds (x, y) */
+                int64_t acc[3] = {0, 0, 0}, wsum = 0;
+                int cx, cy;
+                for (cy = y / P - 1; cy <= y / P + 1; cy++)
+                    for (cx = x / P - 1; cx <= x / P + 1; cx++) {
+                        int tx = x - cx * P, ty = y - cy * P, m, sx, sy;
+                        int64_t w;
+                        const unsigned char *s;
+                        if (cx < 0 || cy < 0 || cx >= grid || cy >= grid || tx < -blend || ty < -blend || tx >= P + blend || ty >= P + blend)
+                            continue;
+                        w = zs__explain_feather(tx, P, blend) * zs__explain_feather(ty, P, blend);
+                        m = mt[cy * grid + cx];
+                        sx = (m % grid) * P + tx;
+                        sy = (m / grid) * P + ty;
+                        sx = sx < 0 ? 0 : sx >= W ? W - 1 : sx;
+                        sy = sy < 0 ? 0 : sy >= W ? W - 1 : sy;
+                        s = photo->rgb + ((size_t)sy * (size_t)W + (size_t)sx) * 3;
+                        for (c = 0; c < 3; c++) acc[c] += w * s[c];
+                        wsum += w;
+                    }
+                for (c = 0; c < 3; c++) d[c] = (unsigned char)((acc[c] + wsum / 2) / wsum);
+            }
+        }
+    if (match) memcpy(match, mt, sizeof(int) * (size_t)N);
+    zs__free(mt, NULL);
+    return ZS_OK;
+}
 #endif /* ZSESBIR_IMPLEMENTATION_DONE */
 #endif /* ZSESBIR_IMPLEMENTATION */
 

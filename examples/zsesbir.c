@@ -9,6 +9,7 @@
                     [--rerank K] [--fine-grained]
      zsesbir embed  --weights W --image X [--as photo|sketch] [--out e.npy]
      zsesbir score  --weights W --sketch S --photo P
+     zsesbir explain --weights W --sketch S --photo P --out E.png [--top N] [--synth S.png]
      zsesbir convert IN.pth OUT.safetensors      zsesbir inspect FILE
    Every --weights accepts .safetensors and PyTorch .pth checkpoints.
 
@@ -853,6 +854,72 @@ static void print_metrics(const char *label, const zs_metrics *mt) {
     printf("%s (TCN definitions: mAP per class=%.4f P@100=%.4f P@200=%.4f)\n", label, mt->tcn_map, mt->tcn_p_100, mt->tcn_p_200);
 }
 
+/* the zero-shot split of a dataset: sketches of the unseen classes query their photos */
+typedef struct {
+    char **qp, **gp;             /* query sketch / gallery photo paths (borrowed from the dataset) */
+    int32_t *ql, *gl, *gmap, *pair; /* labels; dataset photo -> gallery index; query -> its instance photo */
+    int nq, ng;
+} split_t;
+
+static void split_free(split_t *sp) {
+    free(sp->qp); free(sp->gp); free(sp->ql); free(sp->gl); free(sp->gmap); free(sp->pair);
+    memset(sp, 0, sizeof *sp);
+}
+
+static int split_unseen(split_t *sp, const zs_dataset *ds) {
+    int i;
+    memset(sp, 0, sizeof *sp);
+    sp->qp = (char **)malloc(sizeof(char *) * ((size_t)ds->n_sketches + 1));
+    sp->gp = (char **)malloc(sizeof(char *) * ((size_t)ds->n_photos + 1));
+    sp->ql = (int32_t *)malloc(sizeof(int32_t) * ((size_t)ds->n_sketches + 1));
+    sp->gl = (int32_t *)malloc(sizeof(int32_t) * ((size_t)ds->n_photos + 1));
+    sp->gmap = (int32_t *)malloc(sizeof(int32_t) * ((size_t)ds->n_photos + 1));
+    sp->pair = (int32_t *)malloc(sizeof(int32_t) * ((size_t)ds->n_sketches + 1));
+    if (!sp->qp || !sp->gp || !sp->ql || !sp->gl || !sp->gmap || !sp->pair) { fprintf(stderr, "error: out of memory\n"); return 1; }
+    for (i = 0; i < ds->n_photos; i++) {
+        sp->gmap[i] = -1;
+        if (!ds->unseen[ds->photo_label[i]]) continue;
+        sp->gmap[i] = sp->ng;
+        sp->gp[sp->ng] = ds->photo_path[i];
+        sp->gl[sp->ng++] = ds->photo_label[i];
+    }
+    for (i = 0; i < ds->n_sketches; i++) {
+        if (!ds->unseen[ds->sketch_label[i]]) continue;
+        sp->qp[sp->nq] = ds->sketch_path[i];
+        sp->ql[sp->nq] = ds->sketch_label[i];
+        sp->pair[sp->nq++] = ds->sketch_pair[i] >= 0 ? sp->gmap[ds->sketch_pair[i]] : -1;
+    }
+    return 0;
+}
+
+/* prints a random-ranking baseline (same metric code), the time, then the metrics of
+   dist[nq,ng] with the last line the issue's format; 0 or 1 */
+static int report_eval(const float *dist, const split_t *sp, int fg, double t0) {
+    int nq = sp->nq, ng = sp->ng;
+    float *rnd = (float *)malloc(sizeof(float) * (size_t)nq * (size_t)ng);
+    uint64_t s = 12345;
+    size_t k;
+    double a1, a10;
+    zs_metrics mt;
+    if (!rnd) { fprintf(stderr, "error: out of memory\n"); return 1; }
+    for (k = 0; k < (size_t)nq * (size_t)ng; k++) { s = splitmix(s); rnd[k] = (float)(s >> 40); }
+    if (fg) {
+        if (zs_eval_fine_grained(rnd, nq, ng, sp->pair, &a1, &a10) == ZS_OK) printf("random ranking: acc@1=%.4f acc@10=%.4f\n", a1, a10);
+    } else if (zs_eval_retrieval(rnd, nq, ng, sp->ql, sp->gl, &mt) == ZS_OK)
+        printf("random ranking: mAP@all=%.4f P@100=%.4f mAP@200=%.4f P@200=%.4f\n", mt.map_all, mt.p_100, mt.map_200, mt.p_200);
+    free(rnd);
+    printf("time %.1f s\n", now() - t0);
+    if (fg) {
+        if (zs_eval_fine_grained(dist, nq, ng, sp->pair, &a1, &a10) != ZS_OK) return fail();
+        printf("acc@1=%.4f acc@10=%.4f\n", a1, a10);
+    } else {
+        if (zs_eval_retrieval(dist, nq, ng, sp->ql, sp->gl, &mt) != ZS_OK) return fail();
+        print_metrics("model", &mt);
+        printf("mAP@all=%.4f P@100=%.4f mAP@200=%.4f P@200=%.4f\n", mt.map_all, mt.p_100, mt.map_200, mt.p_200);
+    }
+    return 0;
+}
+
 static int cmd_eval(int argc, char **argv) {
     const char *usage =
         "usage: zsesbir eval --weights W --data DIR --test-classes FILE --mode ret|rn|two-stage [--rerank K]\n"
@@ -871,12 +938,11 @@ static int cmd_eval(int argc, char **argv) {
     zs_ctx *ctx = NULL;
     long R = 100, B = 8;
     int rc, nq = 0, ng = 0, i, j, use_rn, mode_id;
+    split_t sp = {NULL, NULL, NULL, NULL, NULL, NULL, 0, 0};
     char **qp = NULL, **gp = NULL;
-    int32_t *ql = NULL, *gl = NULL, *gmap = NULL, *pair = NULL;
     float *qe = NULL, *ge = NULL, *dist = NULL, *cmem = NULL, **qc = NULL, **gc = NULL, *sc = NULL;
     zs_hit *hits = NULL;
     size_t cf = 0;
-    zs_metrics mt;
     double t0 = now();
     opt(&o, "--weights", &weights); opt(&o, "--data", &data); opt(&o, "--test-classes", &tests); opt(&o, "--mode", &mode);
     opt(&o, "--rerank", &rerank); flag(&o, "--fine-grained", &fg); opt(&o, "--class-list", &clist); opt(&o, "--batch", &batch);
@@ -891,26 +957,8 @@ static int cmd_eval(int argc, char **argv) {
     if (zs_dataset_open(&ds, data, clist) != ZS_OK || zs_dataset_set_unseen(&ds, tests) != ZS_OK) { zs_dataset_free(&ds); return fail(); }
     if (load_model(weights, &m, 0)) { zs_dataset_free(&ds); return 1; }
     rc = 1;
-    qp = (char **)malloc(sizeof(char *) * ((size_t)ds.n_sketches + 1));
-    gp = (char **)malloc(sizeof(char *) * ((size_t)ds.n_photos + 1));
-    ql = (int32_t *)malloc(sizeof(int32_t) * ((size_t)ds.n_sketches + 1));
-    gl = (int32_t *)malloc(sizeof(int32_t) * ((size_t)ds.n_photos + 1));
-    gmap = (int32_t *)malloc(sizeof(int32_t) * ((size_t)ds.n_photos + 1));
-    pair = (int32_t *)malloc(sizeof(int32_t) * ((size_t)ds.n_sketches + 1));
-    if (!qp || !gp || !ql || !gl || !gmap || !pair) { fprintf(stderr, "error: out of memory\n"); goto done; }
-    for (i = 0; i < ds.n_photos; i++) {
-        gmap[i] = -1;
-        if (!ds.unseen[ds.photo_label[i]]) continue;
-        gmap[i] = ng;
-        gp[ng] = ds.photo_path[i];
-        gl[ng++] = ds.photo_label[i];
-    }
-    for (i = 0; i < ds.n_sketches; i++) {
-        if (!ds.unseen[ds.sketch_label[i]]) continue;
-        qp[nq] = ds.sketch_path[i];
-        ql[nq] = ds.sketch_label[i];
-        pair[nq++] = ds.sketch_pair[i] >= 0 ? gmap[ds.sketch_pair[i]] : -1;
-    }
+    if (split_unseen(&sp, &ds)) goto done;
+    nq = sp.nq; ng = sp.ng; qp = sp.qp; gp = sp.gp;
     printf("zero-shot: %d unseen classes, %d query sketches, %d gallery photos, mode %s%s\n", ds.n_unseen, nq, ng, mode,
            mode_id == 2 ? "" : "");
     if (!nq || !ng) { fprintf(stderr, "error: no sketches or photos of the unseen classes\n"); goto done; }
@@ -954,34 +1002,9 @@ static int cmd_eval(int argc, char **argv) {
         }
         prog_end(&p);
     }
-    {
-        /* random ranking baseline through the same metric code */
-        float *rnd = (float *)malloc(sizeof(float) * (size_t)nq * (size_t)ng);
-        uint64_t s = 12345;
-        size_t k;
-        if (!rnd) { fprintf(stderr, "error: out of memory\n"); goto done; }
-        for (k = 0; k < (size_t)nq * (size_t)ng; k++) { s = splitmix(s); rnd[k] = (float)(s >> 40); }
-        if (fg) {
-            double a1, a10;
-            if (zs_eval_fine_grained(rnd, nq, ng, pair, &a1, &a10) == ZS_OK) printf("random ranking: acc@1=%.4f acc@10=%.4f\n", a1, a10);
-        } else if (zs_eval_retrieval(rnd, nq, ng, ql, gl, &mt) == ZS_OK) {
-            printf("random ranking: mAP@all=%.4f P@100=%.4f mAP@200=%.4f P@200=%.4f\n", mt.map_all, mt.p_100, mt.map_200, mt.p_200);
-        }
-        free(rnd);
-    }
-    printf("time %.1f s\n", now() - t0);
-    if (fg) {
-        double a1, a10;
-        if (zs_eval_fine_grained(dist, nq, ng, pair, &a1, &a10) != ZS_OK) { fail(); goto done; }
-        printf("acc@1=%.4f acc@10=%.4f\n", a1, a10);
-    } else {
-        if (zs_eval_retrieval(dist, nq, ng, ql, gl, &mt) != ZS_OK) { fail(); goto done; }
-        print_metrics("model", &mt);
-        printf("mAP@all=%.4f P@100=%.4f mAP@200=%.4f P@200=%.4f\n", mt.map_all, mt.p_100, mt.map_200, mt.p_200);
-    }
-    rc = 0;
+    rc = report_eval(dist, &sp, fg != NULL, t0);
 done:
-    free(qp); free(gp); free(ql); free(gl); free(gmap); free(pair);
+    split_free(&sp);
     free(qe); free(ge); free(dist); free(hits); free(sc); free(cmem); free(qc); free(gc);
     zs_ctx_free(ctx);
     zs_zse_free(&m);
@@ -1080,6 +1103,196 @@ static int cmd_score(int argc, char **argv) {
         }
     }
     free(x);
+    zs_ctx_free(ctx);
+    zs_zse_free(&m);
+    return rc;
+}
+
+/* ---- explain (issue 7) -------------------------------------------------------- */
+/* The 8-bit picture of what the network sees (size x size) and its normalised
+   [3,size,size] input: an image file prepared as a sketch (crop, resize, pad)
+   or a photo (PIL bicubic), or a .npy input turned back into 8 bits. */
+static int explain_input(const char *path, int is_sketch, int size, zs_image *pic, float *x) {
+    static const float half[3] = {0.5f, 0.5f, 0.5f};
+    int r;
+    memset(pic, 0, sizeof *pic);
+    if (has_ext(path, ".npy")) {
+        size_t i, n = (size_t)size * (size_t)size;
+        if ((r = prep_input(path, is_sketch, size, x)) != ZS_OK) return r;
+        if ((r = zs_image_alloc(pic, size, size)) != ZS_OK) return r;
+        for (i = 0; i < 3 * n; i++) {
+            double v = (x[i] * 0.5 + 0.5) * 255.0 + 0.5;
+            pic->rgb[(i % n) * 3 + i / n] = (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+        return ZS_OK;
+    } else {
+        zs_image im;
+        if ((r = load_picture(path, &im)) != ZS_OK) return r;
+        r = is_sketch ? zs_sketch_prepare(&im, size, pic, NULL) : zs_image_resize_bicubic_pil(&im, size, size, pic);
+        zs_image_free(&im);
+        return r ? r : zs_image_normalize(pic, half, half, x);
+    }
+}
+
+/* The panel picture at side px: image files prepared again at that size (a
+   sharp picture with the input's layout), .npy inputs scaled up. */
+static int explain_panel(const char *path, int is_sketch, const zs_image *pic, int side, zs_image *out) {
+    zs_image im;
+    int r;
+    if (has_ext(path, ".npy") || load_picture(path, &im) != ZS_OK) return zs_image_resize_linear_cv(pic, side, side, out);
+    r = is_sketch ? zs_sketch_prepare(&im, side, out, NULL) : zs_image_resize_bicubic_pil(&im, side, side, out);
+    zs_image_free(&im);
+    return r;
+}
+
+/* PNG, or PPM when the name ends in .ppm */
+static int explain_save(const char *path, const zs_image *im) {
+    int r = has_ext(path, ".ppm") ? zs_image_save_ppm(path, im) : zs_image_save_png(path, im);
+    if (r != ZS_OK) fprintf(stderr, "error: %s: %s\n", path, zs_last_error());
+    return r;
+}
+
+static int cmd_explain(int argc, char **argv) {
+    const char *usage =
+        "usage: zsesbir explain --weights W --sketch S --photo P --out E.png [options]\n"
+        "Explains the match of one sketch and one photo (SPEC 1.7) in one picture:\n"
+        "the sketch and the photo as the network sees them, the --top strongest\n"
+        "patch correspondences (each sketch patch's best photo patch) outlined and\n"
+        "joined by lines, a heat map of each photo patch's contribution, and the RN\n"
+        "score and ret distance. Anchor tokens cannot be drawn as regions: the\n"
+        "raw reshape of SPEC 1.4 makes every anchor read every patch token.\n"
+        "options:\n"
+        "  --top N (8)          correspondences drawn (1..patches, at most 256)\n"
+        "  --map centred|cos|attn  (centred) patch map: cosine of the CA output patch\n"
+        "                       tokens with each image's mean token removed, plain\n"
+        "                       cosine, or the CA sketch->photo attention\n"
+        "  --heat ret|rn|attn|cls|match  (ret) photo heat map: gradient x input of the\n"
+        "                       ret-token similarity or of the RN score per patch, CA\n"
+        "                       attention received, SA cls attention, best map value\n"
+        "  --all-patches        also start lines at sketch patches without ink\n"
+        "  --size PX (224)      panel size in pixels (the inputs are prepared again at\n"
+        "                       this size: same layout as the network's input)\n"
+        "  --synth S.png        also write the sketch-to-photo synthesis: every sketch\n"
+        "                       patch replaced by its best photo patch\n"
+        "  --blend PX (0)       feather the synthesis across patch borders (panel pixels)\n"
+        "  --threads T (2)\n"
+        "S and P are image files (pre-processed as sketch / photo, SPEC 3), .npy\n"
+        "[3,H,W] arrays, or (sketch) F.ndjson:k. An output ending in .ppm is a PPM.\n";
+    static const char *const map_names[] = {"centred", "cos", "attn"};
+    static const char *const heat_names[] = {"ret", "rn", "attn", "cls", "match"};
+    static const char *const map_text[] = {"centred cosine of CA patch tokens (mean token removed)", "cosine of CA patch tokens",
+                                           "CA attention, sketch queries over photo keys"};
+    static const char *const heat_text[] = {"gradient x input of the ret-token similarity", "gradient x input of the RN score",
+                                            "CA attention received from the sketch", "SA cls attention (last block)",
+                                            "best map value per photo patch"};
+    const char *weights = NULL, *sketch = NULL, *photo = NULL, *out = NULL, *top_s = NULL, *map_s = NULL, *heat_s = NULL;
+    const char *all_s = NULL, *size_s = NULL, *synth = NULL, *blend_s = NULL, *threads = NULL;
+    opts_t o = {{{0}}, 0};
+    zs_zse m;
+    zs_ctx *ctx = NULL;
+    zs_explain e;
+    zs_image pic[2], pan[2], img;
+    zs_explain_pair pairs[256];
+    float *x = NULL, *map = NULL, *heat = NULL;
+    unsigned char *ink = NULL;
+    long top = 8, size = 224, blend = 0;
+    int mk = 0, hk = 0, rc, S, N, n, i;
+    opt(&o, "--weights", &weights); opt(&o, "--sketch", &sketch); opt(&o, "--photo", &photo); opt(&o, "--out", &out);
+    opt(&o, "--top", &top_s); opt(&o, "--map", &map_s); opt(&o, "--heat", &heat_s); flag(&o, "--all-patches", &all_s);
+    opt(&o, "--size", &size_s); opt(&o, "--synth", &synth); opt(&o, "--blend", &blend_s); opt(&o, "--threads", &threads);
+    PARSE(argc, argv, &o, usage);
+    if ((rc = need(weights, "--weights", usage)) || (rc = need(sketch, "--sketch", usage)) || (rc = need(photo, "--photo", usage)) ||
+        (rc = need(out, "--out", usage)))
+        return rc;
+    if (map_s) {
+        for (mk = 0; mk < 3 && strcmp(map_s, map_names[mk]); mk++) {}
+        if (mk == 3) { fprintf(stderr, "--map: centred, cos or attn, not '%s'\n", map_s); return 2; }
+    }
+    if (heat_s) {
+        for (hk = 0; hk < 5 && strcmp(heat_s, heat_names[hk]); hk++) {}
+        if (hk == 5) { fprintf(stderr, "--heat: ret, rn, attn, cls or match, not '%s'\n", heat_s); return 2; }
+    }
+    if (int_opt(size_s, "--size", 16, 4096, &size) || int_opt(top_s, "--top", 1, 256, &top) || int_opt(blend_s, "--blend", 0, 2048, &blend))
+        return 2;
+    if (load_model(weights, &m, 0)) return 1;
+    S = m.cfg.img_size;
+    N = m.dims.patches;
+    if (top > N || blend > size / m.dims.grid / 2) {
+        if (top > N) fprintf(stderr, "--top: %ld is more than the %d patches of this model\n", top, N);
+        else fprintf(stderr, "--blend: %ld is more than half a patch cell (%ld px) at --size %ld\n", blend, size / m.dims.grid / 2, size);
+        zs_zse_free(&m);
+        return 2;
+    }
+    memset(pic, 0, sizeof pic);
+    memset(pan, 0, sizeof pan);
+    memset(&img, 0, sizeof img);
+    memset(&e, 0, sizeof e);
+    rc = 1;
+    ctx = make_ctx(threads);
+    x = (float *)malloc(sizeof(float) * 6 * (size_t)S * (size_t)S);
+    map = (float *)malloc(sizeof(float) * (size_t)N * (size_t)N);
+    heat = (float *)malloc(sizeof(float) * (size_t)N);
+    ink = (unsigned char *)malloc((size_t)N);
+    if (!ctx || !x || !map || !heat || !ink) {
+        if (ctx) fprintf(stderr, "error: out of memory\n");
+    } else if (explain_input(sketch, 1, S, &pic[0], x) != ZS_OK) {
+        fprintf(stderr, "error: %s: %s\n", sketch, zs_last_error());
+    } else if (explain_input(photo, 0, S, &pic[1], x + 3 * (size_t)S * (size_t)S) != ZS_OK) {
+        fprintf(stderr, "error: %s: %s\n", photo, zs_last_error());
+    } else if (zs_explain_compute(ctx, &m, x, x + 3 * (size_t)S * (size_t)S, &e) != ZS_OK ||
+               zs_explain_patch_map(&e, (zs_explain_map_kind)mk, map) != ZS_OK ||
+               zs_explain_heat(ctx, &m, x, x + 3 * (size_t)S * (size_t)S, &e, map, (zs_explain_heat_kind)hk, heat) != ZS_OK ||
+               zs_explain_ink_mask(&pic[0], m.dims.grid, ink) < 0 ||
+               explain_panel(sketch, 1, &pic[0], (int)size, &pan[0]) != ZS_OK ||
+               explain_panel(photo, 0, &pic[1], (int)size, &pan[1]) != ZS_OK) {
+        fail();
+    } else if ((n = zs_explain_top_pairs(map, N, N, all_s ? NULL : ink, (int)top, pairs)) < 0) {
+        fail();
+    } else {
+        char cap0[128], cap1[160], cap2[160], cap3[160], t1[64], t2[64];
+        zs_explain_view v;
+        memset(&v, 0, sizeof v);
+        snprintf(cap0, sizeof cap0, "RN score %.4f   ret distance %.4f", (double)e.rn_score, (double)e.ret_dist);
+        snprintf(cap1, sizeof cap1, "lines: %s", map_text[mk]);
+        snprintf(cap2, sizeof cap2, "heat: %s", heat_text[hk]);
+        snprintf(cap3, sizeof cap3, "anchors: %s (SPEC 1.4 raw reshape)",
+                 e.anchors_whole ? "each of the anchor tokens reads the whole image" : "each anchor token reads patches all over the image");
+        snprintf(t1, sizeof t1, "photo: top %d matches", n);
+        snprintf(t2, sizeof t2, "photo: heat (%s)", heat_names[hk]);
+        v.grid = m.dims.grid;
+        v.pairs = pairs;
+        v.n_pairs = n;
+        v.heat = heat;
+        v.title[0] = "sketch";
+        v.title[1] = t1;
+        v.title[2] = t2;
+        v.caption[0] = cap0;
+        v.caption[1] = cap1;
+        v.caption[2] = cap2;
+        v.caption[3] = cap3;
+        printf("ret_distance %.7g\nrn_score %.7g\n", (double)e.ret_dist, (double)e.rn_score);
+        for (i = 0; i < n; i++) printf("pair %d sketch_patch %d photo_patch %d %s %.4f\n", i + 1, pairs[i].sk, pairs[i].ph, map_names[mk], (double)pairs[i].value);
+        if (zs_explain_render(&img, &pan[0], &pan[1], &v) != ZS_OK) fail();
+        else if (explain_save(out, &img) == ZS_OK) rc = 0;
+        zs_image_free(&img);
+        if (rc == 0 && synth) {
+            /* at the largest multiple of the grid within --size */
+            int side = (int)size / m.dims.grid * m.dims.grid;
+            zs_image ph;
+            rc = 1;
+            if (side < m.dims.grid) fprintf(stderr, "error: --size %ld is smaller than the %d-cell grid\n", size, m.dims.grid);
+            else if (explain_panel(photo, 0, &pic[1], side, &ph) != ZS_OK) fail();
+            else {
+                if (zs_explain_synthesize(&img, &ph, m.dims.grid, map, (int)blend, NULL) != ZS_OK) fail();
+                else if (explain_save(synth, &img) == ZS_OK) rc = 0;
+                zs_image_free(&ph);
+                zs_image_free(&img);
+            }
+        }
+    }
+    for (i = 0; i < 2; i++) { zs_image_free(&pic[i]); zs_image_free(&pan[i]); }
+    zs_explain_free(&e);
+    free(x); free(map); free(heat); free(ink);
     zs_ctx_free(ctx);
     zs_zse_free(&m);
     return rc;
@@ -1665,12 +1878,11 @@ static int cmd_eval_tcn(int argc, char **argv) {
     zs_ctx *ctx = NULL;
     zs_itq q;
     long B = 16, K = 0, sd = 1;
-    int rc, nq = 0, ng = 0, i, D;
+    int rc, nq = 0, ng = 0, D;
+    split_t sp = {NULL, NULL, NULL, NULL, NULL, NULL, 0, 0};
     char **qp = NULL, **gp = NULL;
-    int32_t *ql = NULL, *gl = NULL, *gmap = NULL, *pair = NULL;
     float *qe = NULL, *ge = NULL, *dist = NULL;
     uint64_t *qc = NULL, *gc = NULL;
-    zs_metrics mt;
     double t0 = now();
     memset(&q, 0, sizeof q);
     opt(&o, "--model", &model); opt(&o, "--weights", &weights); opt(&o, "--data", &data); opt(&o, "--test-classes", &tests);
@@ -1687,26 +1899,8 @@ static int cmd_eval_tcn(int argc, char **argv) {
     rc = 1;
     D = m.cfg.dim;
     if (K > D) { fprintf(stderr, "error: --bits %ld: at most the embedding size %d\n", K, D); goto done; }
-    qp = (char **)malloc(sizeof(char *) * ((size_t)ds.n_sketches + 1));
-    gp = (char **)malloc(sizeof(char *) * ((size_t)ds.n_photos + 1));
-    ql = (int32_t *)malloc(sizeof(int32_t) * ((size_t)ds.n_sketches + 1));
-    gl = (int32_t *)malloc(sizeof(int32_t) * ((size_t)ds.n_photos + 1));
-    gmap = (int32_t *)malloc(sizeof(int32_t) * ((size_t)ds.n_photos + 1));
-    pair = (int32_t *)malloc(sizeof(int32_t) * ((size_t)ds.n_sketches + 1));
-    if (!qp || !gp || !ql || !gl || !gmap || !pair) { fprintf(stderr, "error: out of memory\n"); goto done; }
-    for (i = 0; i < ds.n_photos; i++) {
-        gmap[i] = -1;
-        if (!ds.unseen[ds.photo_label[i]]) continue;
-        gmap[i] = ng;
-        gp[ng] = ds.photo_path[i];
-        gl[ng++] = ds.photo_label[i];
-    }
-    for (i = 0; i < ds.n_sketches; i++) {
-        if (!ds.unseen[ds.sketch_label[i]]) continue;
-        qp[nq] = ds.sketch_path[i];
-        ql[nq] = ds.sketch_label[i];
-        pair[nq++] = ds.sketch_pair[i] >= 0 ? gmap[ds.sketch_pair[i]] : -1;
-    }
+    if (split_unseen(&sp, &ds)) goto done;
+    nq = sp.nq; ng = sp.ng; qp = sp.qp; gp = sp.gp;
     printf("zero-shot: %d unseen classes, %d query sketches, %d gallery photos, TCN %s\n", ds.n_unseen, nq, ng,
            hash ? "hashed (ITQ, Hamming)" : "real-valued (Euclidean)");
     if (!nq || !ng) { fprintf(stderr, "error: no sketches or photos of the unseen classes\n"); goto done; }
@@ -1730,32 +1924,9 @@ static int cmd_eval_tcn(int argc, char **argv) {
         printf("ITQ: %d bits (%s)\n", q.bits, itqf ? itqf : "fitted on the gallery embeddings");
     } else
         euclid(dist, qe, nq, ge, ng, D);
-    {
-        float *rnd = (float *)malloc(sizeof(float) * (size_t)nq * (size_t)ng);
-        uint64_t s = 12345;
-        size_t k;
-        if (!rnd) { fprintf(stderr, "error: out of memory\n"); goto done; }
-        for (k = 0; k < (size_t)nq * (size_t)ng; k++) { s = splitmix(s); rnd[k] = (float)(s >> 40); }
-        if (fg) {
-            double a1, a10;
-            if (zs_eval_fine_grained(rnd, nq, ng, pair, &a1, &a10) == ZS_OK) printf("random ranking: acc@1=%.4f acc@10=%.4f\n", a1, a10);
-        } else if (zs_eval_retrieval(rnd, nq, ng, ql, gl, &mt) == ZS_OK)
-            printf("random ranking: mAP@all=%.4f P@100=%.4f mAP@200=%.4f P@200=%.4f\n", mt.map_all, mt.p_100, mt.map_200, mt.p_200);
-        free(rnd);
-    }
-    printf("time %.1f s\n", now() - t0);
-    if (fg) {
-        double a1, a10;
-        if (zs_eval_fine_grained(dist, nq, ng, pair, &a1, &a10) != ZS_OK) { fail(); goto done; }
-        printf("acc@1=%.4f acc@10=%.4f\n", a1, a10);
-    } else {
-        if (zs_eval_retrieval(dist, nq, ng, ql, gl, &mt) != ZS_OK) { fail(); goto done; }
-        print_metrics("model", &mt);
-        printf("mAP@all=%.4f P@100=%.4f mAP@200=%.4f P@200=%.4f\n", mt.map_all, mt.p_100, mt.map_200, mt.p_200);
-    }
-    rc = 0;
+    rc = report_eval(dist, &sp, fg != NULL, t0);
 done:
-    free(qp); free(gp); free(ql); free(gl); free(gmap); free(pair);
+    split_free(&sp);
     free(qe); free(ge); free(dist); free(qc); free(gc);
     zs_itq_free(&q);
     zs_ctx_free(ctx);
@@ -1799,6 +1970,7 @@ int main(int argc, char **argv) {
         "  eval    zero-shot evaluation on held-out classes (mAP, P@K or acc@K)\n"
         "  embed   ret-token embedding of an image\n"
         "  score   ret distance and RN score of a sketch-photo pair\n"
+        "  explain picture of the patch correspondences of a pair, sketch-to-photo synthesis\n"
         "  convert convert a PyTorch .pth checkpoint to safetensors\n"
         "  inspect list the tensors and metadata of a weights file\n"
         "  version version and build features\n";
@@ -1843,6 +2015,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "embed")) return cmd_embed(argc - 2, argv + 2);
     if (!strcmp(argv[1], "score")) return cmd_score(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "explain")) return cmd_explain(argc - 2, argv + 2);
     fprintf(stderr, "unknown command '%s'\n\n%s", argv[1], usage);
     return 2;
 }

@@ -303,11 +303,67 @@ static void test_cli_tcn(void) {
     ZT_CHECK(rc == 2 && strstr(out, "go with --hash"), "bits without hash: %d %.300s", rc, out);
 }
 
+/* issue 7: explain on a tiny random model: runs, is deterministic, every map and heat
+   choice works, the blended synthesis differs, usage errors exit 2, bad files exit 1 */
+static int same_file(const char *a, const char *b) {
+    size_t na = 0, nb = 0;
+    unsigned char *x = zt_read_file(a, &na), *y = zt_read_file(b, &nb);
+    int same = x && y && na == nb && !memcmp(x, y, na);
+    free(x);
+    free(y);
+    return same;
+}
+
+static void test_cli_explain(void) {
+    static const char *heat[5] = {"ret", "rn", "attn", "cls", "match"}, *map[3] = {"centred", "cos", "attn"};
+    char cmd[1024];
+    int rc, i;
+#define EX_ARGS " --weights " ROOT "/wx.safetensors --sketch " ROOT "/sketch/ring/ring0-1.ppm --photo " ROOT "/photo/ring/ring1.ppm --threads 1"
+    if (!have_cli()) ZT_SKIP("./zsesbir not built (run make)");
+    ZT_REQUIRE(make_data() == 0, "test data");
+    rc = run("./zsesbir init --config tiny --seed 3 --out " ROOT "/wx.safetensors", out, sizeof out);
+    ZT_REQUIRE(rc == 0, "init: %d %.300s", rc, out);
+    rc = run("./zsesbir explain" EX_ARGS " --out " ROOT "/xa.ppm --synth " ROOT "/xsa.ppm", out, sizeof out);
+    ZT_REQUIRE(rc == 0, "explain: %d %.400s", rc, out);
+    rc = run("./zsesbir explain" EX_ARGS " --out " ROOT "/xb.ppm --synth " ROOT "/xsb.ppm", out, sizeof out);
+    ZT_CHECK(rc == 0, "explain again: %d %.400s", rc, out);
+    ZT_CHECK(same_file(ROOT "/xa.ppm", ROOT "/xb.ppm"), "picture not deterministic");
+    ZT_CHECK(same_file(ROOT "/xsa.ppm", ROOT "/xsb.ppm"), "synthesis not deterministic");
+    rc = run("./zsesbir explain" EX_ARGS " --out " ROOT "/xc.ppm --synth " ROOT "/xsc.ppm --blend 8 --heat rn --map attn", out, sizeof out);
+    ZT_CHECK(rc == 0, "blend: %d %.400s", rc, out);
+    ZT_CHECK(!same_file(ROOT "/xsa.ppm", ROOT "/xsc.ppm"), "--blend 8 did not change the synthesis");
+    for (i = 0; i < 5; i++) {
+        snprintf(cmd, sizeof cmd, "./zsesbir explain" EX_ARGS " --out " ROOT "/xh.ppm --heat %s", heat[i]);
+        rc = run(cmd, out, sizeof out);
+        ZT_CHECK(rc == 0, "--heat %s: %d %.300s", heat[i], rc, out);
+    }
+    for (i = 0; i < 3; i++) {
+        snprintf(cmd, sizeof cmd, "./zsesbir explain" EX_ARGS " --out " ROOT "/xm.ppm --all-patches --map %s", map[i]);
+        rc = run(cmd, out, sizeof out);
+        ZT_CHECK(rc == 0, "--map %s: %d %.300s", map[i], rc, out);
+    }
+    rc = run("./zsesbir explain" EX_ARGS " --out " ROOT "/x.ppm --top 0", out, sizeof out);
+    ZT_CHECK(rc == 2 && strstr(out, "--top"), "--top 0: %d %.300s", rc, out);
+    rc = run("./zsesbir explain" EX_ARGS " --out " ROOT "/x.ppm --map nope", out, sizeof out);
+    ZT_CHECK(rc == 2, "--map nope: %d %.300s", rc, out);
+    rc = run("./zsesbir explain" EX_ARGS " --out " ROOT "/x.ppm --heat nope", out, sizeof out);
+    ZT_CHECK(rc == 2, "--heat nope: %d %.300s", rc, out);
+    rc = run("./zsesbir explain" EX_ARGS, out, sizeof out);
+    ZT_CHECK(rc == 2 && strstr(out, "--out"), "missing --out: %d %.300s", rc, out);
+    rc = run("./zsesbir explain --weights " ROOT "/wx.safetensors --sketch " ROOT "/none.ppm --photo " ROOT "/photo/ring/ring1.ppm --out " ROOT
+             "/x.ppm", out, sizeof out);
+    ZT_CHECK(rc == 1 && strstr(out, "error"), "missing sketch: %d %.300s", rc, out);
+    rc = run("./zsesbir explain" EX_ARGS " --out /nonexistent_dir/x.ppm", out, sizeof out);
+    ZT_CHECK(rc == 1 && strstr(out, "error"), "unwritable output: %d %.300s", rc, out);
+#undef EX_ARGS
+}
+
 int main(int argc, char **argv) {
     zt_select(argc, argv);
     ZT_RUN(test_cli_tcn);
     ZT_RUN(test_cli_pipeline);
     ZT_RUN(test_cli_errors);
     ZT_RUN(test_cli_pth);
+    ZT_RUN(test_cli_explain);
     return zt_finish();
 }
