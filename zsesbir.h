@@ -192,6 +192,12 @@ ZSDEF void zs_ctx_reset(zs_ctx *ctx);
 ZSDEF int zs_ctx_status(const zs_ctx *ctx);
 ZSDEF int zs_ctx_threads(const zs_ctx *ctx);
 ZSDEF int zs_ctx_set_threads(zs_ctx *ctx, int n_threads);
+/* Runs fn(user, i) once for every i in [0, n) on the context's threads (in
+   no fixed order; returns when all are done), e.g. to decode a batch of images
+   while the model waits. fn must be thread-safe and must not use ctx; the
+   last-error string is per thread, so fn copies it where the caller needs it.
+   NULL ctx or one thread: a plain loop. */
+ZSDEF void zs_ctx_parallel_for(zs_ctx *ctx, int64_t n, void (*fn)(void *user, int64_t i), void *user);
 /* Training mode turns on dropout and batch-norm batch statistics. Returns old. */
 ZSDEF int zs_set_training(zs_ctx *ctx, int on);
 /* With gradients disabled nothing is recorded (inference). Returns old. */
@@ -3042,6 +3048,25 @@ ZS__PRIV void zs__parallel_rows(zs_ctx *ctx, int64_t n, int64_t min_per_thread, 
         return;
     }
     zs__pool_run(&ctx->pool, zs__rows_task, &j);
+}
+
+typedef struct zs__pfor { void (*fn)(void *, int64_t); void *user; } zs__pfor;
+ZS__PRIV void zs__pfor_rows(void *arg, int64_t lo, int64_t hi, zs__arena *ws) {
+    zs__pfor *p = (zs__pfor *)arg;
+    int64_t i;
+    (void)ws;
+    for (i = lo; i < hi; i++) p->fn(p->user, i);
+}
+ZS__FN void zs_ctx_parallel_for(zs_ctx *ctx, int64_t n, void (*fn)(void *user, int64_t i), void *user) {
+    zs__pfor p;
+    int64_t i;
+    if (!fn || n <= 0) return;
+    if (!ctx) {
+        for (i = 0; i < n; i++) fn(user, i);
+        return;
+    }
+    p.fn = fn; p.user = user;
+    zs__parallel_rows(ctx, n, 1, zs__pfor_rows, &p);
 }
 
 /* ==================================================================== */

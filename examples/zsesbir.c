@@ -308,11 +308,14 @@ static int cmd_init(int argc, char **argv) {
    crop and a photo's bicubic resize are paid once per file). */
 typedef struct { unsigned char **img; int n; size_t used, cap; } imcache_t;
 
-static int cached_input(imcache_t *c, const char *path, int i, int is_sketch, int size, float *out) {
+/* One training input, normalised into out: from the cache, or loaded and
+   prepared, the 8-bit result returned in *fresh for the caller to cache (the
+   batch loads in parallel; only the serial part writes the cache). */
+static int cached_input(const imcache_t *c, const char *path, int i, int is_sketch, int size, float *out, unsigned char **fresh) {
     static const float half[3] = {0.5f, 0.5f, 0.5f};
-    size_t bytes = 3 * (size_t)size * (size_t)size;
     zs_image im, prep;
     int r;
+    *fresh = NULL;
     if (c->img[i]) {
         prep.w = prep.h = size;
         prep.rgb = c->img[i];
@@ -324,12 +327,50 @@ static int cached_input(imcache_t *c, const char *path, int i, int is_sketch, in
     zs_image_free(&im);
     if (r) return r;
     r = zs_image_normalize(&prep, half, half, out);
-    if (r == ZS_OK && c->used + bytes <= c->cap) {
-        c->img[i] = prep.rgb; /* keep it */
-        c->used += bytes;
-    } else
-        zs_image_free(&prep);
+    if (r == ZS_OK) *fresh = prep.rgb;
+    else zs_image_free(&prep);
     return r;
+}
+
+/* the 4B inputs of a step, batch order [s+, s-, p+, p-] (B each), loaded on
+   the context's threads */
+typedef struct {
+    imcache_t *sk, *ph;
+    const zs_dataset *ds;
+    const int32_t *bt;   /* [4B] sketch / photo index per slot */
+    int B, S;
+    float *x;            /* [4B,3,S,S] */
+    unsigned char **fresh;
+    int *rc;
+    char (*err)[320];
+} batch_load_t;
+
+static void batch_load_one(void *user, int64_t k) {
+    batch_load_t *L = (batch_load_t *)user;
+    int is_sk = k / L->B <= 1, i = L->bt[k];
+    const char *path = is_sk ? L->ds->sketch_path[i] : L->ds->photo_path[i];
+    size_t img = 3 * (size_t)L->S * (size_t)L->S;
+    L->rc[k] = cached_input(is_sk ? L->sk : L->ph, path, i, is_sk, L->S, L->x + (size_t)k * img, &L->fresh[k]);
+    if (L->rc[k]) snprintf(L->err[k], sizeof L->err[k], "%.100s: %.200s", path, zs_last_error());
+}
+
+static int batch_load(zs_ctx *ctx, batch_load_t *L) {
+    int k, n = 4 * L->B, rc = 0;
+    size_t bytes = 3 * (size_t)L->S * (size_t)L->S;
+    zs_ctx_parallel_for(ctx, n, batch_load_one, L);
+    for (k = 0; k < n; k++) {
+        imcache_t *c = k / L->B <= 1 ? L->sk : L->ph;
+        int i = L->bt[k];
+        if (L->rc[k] && !rc) { fprintf(stderr, "error: %s\n", L->err[k]); rc = 1; }
+        if (!L->fresh[k]) continue;
+        if (!c->img[i] && c->used + bytes <= c->cap) { /* keep it (a slot may repeat an image) */
+            c->img[i] = L->fresh[k];
+            c->used += bytes;
+        } else
+            free(L->fresh[k]);
+        L->fresh[k] = NULL;
+    }
+    return rc;
 }
 
 static int save_checkpoint(const zs_zse *m, const zs_optim *opt, const char *out) {
@@ -388,11 +429,13 @@ static int cmd_train(int argc, char **argv) {
     zs_optim *optim = NULL;
     zs_optim_params op;
     imcache_t sk = {0, 0, 0, 0}, ph = {0, 0, 0, 0};
+    batch_load_t bl;
     float *x = NULL;
     int32_t *bt = NULL;
     prog_t p;
     int rc, i, S;
     size_t img;
+    memset(&bl, 0, sizeof bl);
     opt(&o, "--data", &data); opt(&o, "--test-classes", &tests); opt(&o, "--class-list", &clist);
     opt(&o, "--config", &config); opt(&o, "--config-file", &cfile); opt(&o, "--steps", &steps); opt(&o, "--batch", &batch);
     opt(&o, "--out", &out); opt(&o, "--resume", &resume); opt(&o, "--init", &init); opt(&o, "--threads", &threads);
@@ -458,7 +501,11 @@ static int cmd_train(int argc, char **argv) {
     bt = (int32_t *)malloc(sizeof(int32_t) * 4 * (size_t)B);
     sk.img = (unsigned char **)calloc((size_t)ds.n_sketches + 1, sizeof(unsigned char *));
     ph.img = (unsigned char **)calloc((size_t)ds.n_photos + 1, sizeof(unsigned char *));
-    if (!x || !bt || !sk.img || !ph.img) { fprintf(stderr, "error: out of memory\n"); goto done; }
+    bl.fresh = (unsigned char **)calloc(4 * (size_t)B, sizeof(unsigned char *));
+    bl.rc = (int *)calloc(4 * (size_t)B, sizeof(int));
+    bl.err = (char (*)[320])calloc(4 * (size_t)B, sizeof *bl.err);
+    if (!x || !bt || !sk.img || !ph.img || !bl.fresh || !bl.rc || !bl.err) { fprintf(stderr, "error: out of memory\n"); goto done; }
+    bl.sk = &sk; bl.ph = &ph; bl.ds = &ds; bl.bt = bt; bl.B = (int)B; bl.S = S; bl.x = x;
     sk.n = ds.n_sketches; ph.n = ds.n_photos;
     sk.cap = ph.cap = (size_t)cmb << 19; /* half each */
     zs_set_training(ctx, 1);
@@ -479,17 +526,9 @@ static int cmd_train(int argc, char **argv) {
             static const int slot[4] = {0, 2, 1, 3}; /* -> batch order [s+, s-, p+, p-] */
             int k;
             if (zs_sample_triplet(&ds, &rng, t) != ZS_OK) { prog_end(&p); fail(); goto done; }
-            for (k = 0; k < 4 && plan_f; k++) bt[slot[k] * B + b] = t[k];
-            for (k = 0; k < 4 && !plan_f; k++) {
-                int is_sk = k == 0 || k == 2;
-                const char *path = is_sk ? ds.sketch_path[t[k]] : ds.photo_path[t[k]];
-                if (cached_input(is_sk ? &sk : &ph, path, t[k], is_sk, S, x + ((size_t)slot[k] * (size_t)B + (size_t)b) * img) != ZS_OK) {
-                    prog_end(&p);
-                    fprintf(stderr, "error: %s: %s\n", path, zs_last_error());
-                    goto done;
-                }
-            }
+            for (k = 0; k < 4; k++) bt[slot[k] * B + b] = t[k];
         }
+        if (!plan_f && batch_load(ctx, &bl)) { prog_end(&p); goto done; }
         if (plan_f) {
             for (b = 0; b < 4 * B; b++)
                 fprintf(plan_f, "%s%s", b / B == 0 || b / B == 1 ? ds.sketch_path[bt[b]] : ds.photo_path[bt[b]], b + 1 < 4 * B ? "\t" : "\n");
@@ -532,6 +571,7 @@ static int cmd_train(int argc, char **argv) {
 done:
     if (plan_f) fclose(plan_f);
     free(bt);
+    free(bl.fresh); free(bl.rc); free(bl.err);
     zs_optim_free(optim);
     zs_ctx_free(ctx);
     zs_zse_free(&m);

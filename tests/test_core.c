@@ -138,6 +138,45 @@ static void test_core_pool(void) {
     }
 }
 
+/* zs_ctx_parallel_for: every index exactly once, any thread count, n below and
+   above the thread count, NULL ctx */
+typedef struct { int *hits; double *out; } pfor_job;
+static void pfor_fn(void *user, int64_t i) {
+    pfor_job *j = (pfor_job *)user;
+    j->hits[i]++;
+    j->out[i] = sqrt((double)i) + 1.0;
+}
+
+static void test_core_parallel_for(void) {
+    static const int64_t sizes[4] = {1, 2, 7, 1001};
+    int nth, s;
+    for (nth = 0; nth <= 3; nth++) {
+        zs_ctx *ctx = NULL;
+        if (nth) {
+            zs_ctx_params p = zs_ctx_default_params();
+            p.n_threads = nth;
+            ctx = zs_ctx_create(&p);
+            ZT_REQUIRE(ctx != NULL, "create %d threads", nth);
+        }
+        for (s = 0; s < 4; s++) {
+            pfor_job j;
+            int64_t i, n = sizes[s];
+            int ok = 1;
+            j.hits = (int *)calloc((size_t)n, sizeof(int));
+            j.out = (double *)calloc((size_t)n, sizeof(double));
+            ZT_REQUIRE(j.hits && j.out, "alloc");
+            zs_ctx_parallel_for(ctx, n, pfor_fn, &j);
+            for (i = 0; i < n; i++) ok &= j.hits[i] == 1 && j.out[i] == sqrt((double)i) + 1.0;
+            ZT_CHECK(ok, "n %lld, %d threads: some index not run exactly once", (long long)n, nth);
+            free(j.hits);
+            free(j.out);
+        }
+        zs_ctx_parallel_for(ctx, 0, pfor_fn, NULL); /* nothing to do: fn not called */
+        zs_ctx_parallel_for(ctx, 5, NULL, NULL);    /* no fn: no crash */
+        zs_ctx_free(ctx);
+    }
+}
+
 /* ---- errors --------------------------------------------------------------- */
 
 static void test_core_errors(void) {
@@ -445,6 +484,7 @@ int main(int argc, char **argv) {
     ZT_RUN(test_core_arena_marks);
     ZT_RUN(test_core_fixed_buffer);
     ZT_RUN(test_core_pool);
+    ZT_RUN(test_core_parallel_for);
     ZT_RUN(test_core_errors);
     ZT_RUN(test_core_matmul_grad);
     ZT_RUN(test_core_linear_grad);
