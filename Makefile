@@ -4,6 +4,7 @@
 #   make bench   GEMM benchmark against OpenBLAS (installs libopenblas-dev if root)
 #   make bench-zse  ZSE-SBIR speed/memory against PyTorch on this machine
 #   make bench-tcn  TCN (ResNet-50 forward, training step) against PyTorch
+#   make bench-train  ZSE-SBIR trained on real data, C vs PyTorch: mAP and wall time
 #   make demo    the end-to-end demo
 #   make parity  ZSE-SBIR and the TCN ResNet-50 at full size against PyTorch
 #   make fuzz    libFuzzer on every file loader, FUZZ_SECONDS (60) per target (needs clang)
@@ -21,7 +22,7 @@ B       := build
 TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 HDR     := zsesbir.h $(wildcard dev/*.h) $(wildcard tests/*.h)
 
-.PHONY: all test asan bench bench-zse bench-tcn demo parity deps fuzz clean
+.PHONY: all test asan bench bench-zse bench-tcn bench-train openblas demo parity deps fuzz clean
 
 all: zsesbir $(B)/demo
 
@@ -82,10 +83,14 @@ asan: $(B)/asan/zsesbir $(addprefix $(B)/asan/,$(TESTS))
 # -- benchmark ---------------------------------------------------------------
 # OpenBLAS for the reference column (Debian puts cblas.h in a subdirectory)
 CBLAS_GLOB = /usr/include/cblas.h /usr/include/*/cblas.h /usr/include/*/*/cblas.h
-bench: | $(B)
+# PyTorch (Debian's python3-torch) also takes its GEMMs from libblas.so.3: without
+# OpenBLAS that is the reference BLAS and the PyTorch columns would be ~10x too slow.
+openblas:
 	@if [ -z "$$(ls $(CBLAS_GLOB) 2>/dev/null)" ] && [ "$$(id -u)" = 0 ]; then \
-	    echo "installing libopenblas-dev for the reference column"; \
+	    echo "installing libopenblas-dev for the reference columns"; \
 	    apt-get install -y -qq libopenblas-dev >/dev/null 2>&1 || echo "could not install libopenblas-dev: benchmarking without it"; fi
+
+bench: openblas | $(B)
 	@h=$$(ls $(CBLAS_GLOB) 2>/dev/null | head -n 1); \
 	if [ -n "$$h" ]; then \
 	    echo "OpenBLAS header: $$h"; \
@@ -96,14 +101,19 @@ bench: | $(B)
 $(B)/bench_zse: tools/bench_zse.c $(HDR) | $(B)
 	$(CC) -std=c99 -O3 $(SIMD) $(WARN) -I. $< -o $@ $(LDLIBS)
 
-bench-zse: $(B)/bench_zse
+bench-zse: openblas $(B)/bench_zse
 	sh tools/bench_zse.sh
 
 $(B)/tcn_bench: tools/tcn_bench.c $(HDR) | $(B)
 	$(CC) -std=c99 $(CFLAGS) $(WARN) -I. $< -o $@ $(LDLIBS)
 
-bench-tcn: $(B)/tcn_bench
+bench-tcn: openblas $(B)/tcn_bench
 	B=$(B) sh tools/bench_tcn.sh
+
+# real-data training, C vs the PyTorch reference (~20 min; STEPS, SEEDS, ... see the script)
+bench-train: openblas deps zsesbir | $(B)
+	@cp zsesbir $(B)/zsesbir_bench
+	ZS=$(B)/zsesbir_bench OUT=$(B)/bench_train bash tools/bench_train.sh
 
 # -- fuzzing: libFuzzer on every file loader (needs clang), FUZZ_SECONDS per target
 fuzz:

@@ -373,6 +373,20 @@ static int batch_load(zs_ctx *ctx, batch_load_t *L) {
     return rc;
 }
 
+/* the optimiser state saved next to resumed weights (W.optim), when there is one */
+static int resume_optim(zs_optim *optim, const char *resume) {
+    char ost[4200];
+    FILE *f;
+    snprintf(ost, sizeof ost, "%.4000s.optim", resume);
+    if ((f = fopen(ost, "rb")) != NULL) {
+        fclose(f);
+        if (zs_optim_load(optim, ost) != ZS_OK) return fail();
+        printf("resumed from %s at step %lld\n", resume, (long long)zs_optim_steps(optim));
+    } else
+        printf("resumed weights from %s (no %s: fresh optimiser state)\n", resume, ost);
+    return 0;
+}
+
 static int save_checkpoint(const zs_zse *m, const zs_optim *opt, const char *out) {
     char tmp[4096], ost[4096];
     if (strlen(out) > 4000) { fprintf(stderr, "error: output path too long\n"); return 1; }
@@ -483,17 +497,7 @@ static int cmd_train(int argc, char **argv) {
     op.lr = (float)lr_v;
     op.weight_decay = (float)wd_v;
     if (!(optim = zs_optim_create(&op, &m.params, NULL))) { fail(); goto done; }
-    if (resume) {
-        char ost[4200];
-        FILE *f;
-        snprintf(ost, sizeof ost, "%.4000s.optim", resume);
-        if ((f = fopen(ost, "rb")) != NULL) {
-            fclose(f);
-            if (zs_optim_load(optim, ost) != ZS_OK) { fail(); goto done; }
-            printf("resumed from %s at step %lld\n", resume, (long long)zs_optim_steps(optim));
-        } else
-            printf("resumed weights from %s (no %s: fresh optimiser state)\n", resume, ost);
-    }
+    if (resume && resume_optim(optim, resume)) goto done;
     if (!(ctx = make_ctx(threads))) goto done;
     S = m.cfg.img_size;
     img = 3 * (size_t)S * (size_t)S;
@@ -775,7 +779,7 @@ static int label_from_path(const zs_index *idx, const char *path) {
 static int write_sheet(const char *png, const char *query, int q_is_sketch, char **paths, const zs_hit *hits, int k, const int32_t *labels,
                        int q_label) {
     zs_image q, *items = (zs_image *)calloc((size_t)k + 1, sizeof(zs_image)), sheet;
-    int *mark = (int *)malloc(sizeof(int) * ((size_t)k + 1)), i, r;
+    int *mark = (int *)calloc((size_t)k + 1, sizeof(int)), i, r;
     (void)q_is_sketch;
     memset(&q, 0, sizeof q);
     memset(&sheet, 0, sizeof sheet);
@@ -796,6 +800,19 @@ static int write_sheet(const char *png, const char *query, int q_is_sketch, char
     free(items);
     free(mark);
     return r != ZS_OK;
+}
+
+/* after the ranked list: how many of the top K share the query's class (when the
+   index knows classes), and the contact sheet when asked */
+static int search_summary(const zs_index *idx, const zs_hit *hits, int K, int q_label, const char *sketch, const char *png) {
+    int i, same = 0;
+    if (q_label >= 0) {
+        for (i = 0; i < K; i++) same += idx->label[hits[i].index] == q_label;
+        printf("query class %s: %d of the top %d are of that class\n", idx->class_name[q_label], same, K);
+    }
+    if (png && write_sheet(png, sketch, 1, idx->path, hits, K, idx->label, q_label)) return 1;
+    if (png) printf("wrote %s\n", png);
+    return 0;
 }
 
 static int cmd_search(int argc, char **argv) {
@@ -873,13 +890,7 @@ static int cmd_search(int argc, char **argv) {
         else snprintf(sc, sizeof sc, "-");
         printf("%-5d %-9.5f %-9s %-16s %s\n", i + 1, (double)hits[i].ret_dist, sc, l >= 0 ? idx.class_name[l] : "-", idx.path[hits[i].index]);
     }
-    if (q_label >= 0) {
-        int same = 0;
-        for (i = 0; i < K; i++) same += idx.label[hits[i].index] == q_label;
-        printf("query class %s: %d of the top %ld are of that class\n", idx.class_name[q_label], same, K);
-    }
-    if (png && write_sheet(png, sketch, 1, idx.path, hits, (int)K, idx.label, q_label)) goto done;
-    if (png) printf("wrote %s\n", png);
+    if (search_summary(&idx, hits, (int)K, q_label, sketch, png)) goto done;
     rc = 0;
 done:
     free(x); free(qe); free(qt); free(qc); free(hits); free((void *)caches); free(ptok); free(cache_mem);
@@ -1618,17 +1629,7 @@ static int cmd_train_tcn(int argc, char **argv) {
         printf("model: %zu parameters (%s)\n", m.params.numel, cfg);
     }
     if (!(optim = zs_tcn_optim_create(&m, (float)lr_v))) { fail(); goto done; }
-    if (resume) {
-        char ost[4200];
-        FILE *f;
-        snprintf(ost, sizeof ost, "%.4000s.optim", resume);
-        if ((f = fopen(ost, "rb")) != NULL) {
-            fclose(f);
-            if (zs_optim_load(optim, ost) != ZS_OK) { fail(); goto done; }
-            printf("resumed from %s at step %lld\n", resume, (long long)zs_optim_steps(optim));
-        } else
-            printf("resumed weights from %s (no %s: fresh optimiser state)\n", resume, ost);
-    }
+    if (resume && resume_optim(optim, resume)) goto done;
     if (!E) E = (long)(((double)n_steps * (double)B + n_train - 1) / n_train);
     if (E < 1) E = 1;
     if (!(ctx = make_ctx(threads))) goto done;
@@ -1884,13 +1885,7 @@ static int cmd_search_tcn(int argc, char **argv) {
         int l = idx.label[hits[i].index];
         printf("%-5d %-9.5g %-16s %s\n", i + 1, (double)hits[i].ret_dist, l >= 0 ? idx.class_name[l] : "-", idx.path[hits[i].index]);
     }
-    if (q_label >= 0) {
-        int same = 0;
-        for (i = 0; i < K; i++) same += idx.label[hits[i].index] == q_label;
-        printf("query class %s: %d of the top %ld are of that class\n", idx.class_name[q_label], same, K);
-    }
-    if (png && write_sheet(png, sketch, 1, idx.path, hits, (int)K, idx.label, q_label)) goto done;
-    if (png) printf("wrote %s\n", png);
+    if (search_summary(&idx, hits, (int)K, q_label, sketch, png)) goto done;
     rc = 0;
 done:
     free(qe); free(dist); free(hits);

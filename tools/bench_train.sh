@@ -44,6 +44,13 @@ LONG_STEPS=${LONG_STEPS:-0}
 TIMEFMT="wall_s=%e user_s=%U sys_s=%S peak_rss_kb=%M"
 
 [ -x "$ZS" ] || { echo "no $ZS (cd /work/main && make zsesbir)"; exit 1; }
+# Debian's python3-torch runs its GEMMs through whatever libblas.so.3 points at: the
+# reference BLAS makes PyTorch ~10x slower than its best setting. Refuse to compare then.
+blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || true)
+case "$blas" in
+    *openblas*|*blis*|*mkl*) ;;
+    *) echo "libblas.so.3 is $blas (reference BLAS?): install libopenblas-dev (make bench does) so PyTorch runs at its best"; exit 1 ;;
+esac
 mkdir -p "$OUT"
 common=(--data "$DATA" --test-classes "$TESTS" --batch "$BATCH" --lr "$LR" --wd "$WD" --threads "$THREADS")
 
@@ -58,7 +65,7 @@ evaluate() { # weights tag dir: ret and two-stage evaluations -> dir/eval_<tag>_
 {
     echo "date: $(date -u +%FT%TZ)  host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
     echo "zsesbir: $("$ZS" version) ($ZS, $(sha1sum "$ZS" | cut -c1-12))"
-    echo "torch: $($PY -c 'import torch; print(torch.__version__)'), env: $TORCH_ENV, torch.set_num_threads($TORCH_THREADS)"
+    echo "torch: $($PY -c 'import torch; print(torch.__version__)'), env: $TORCH_ENV, torch.set_num_threads($TORCH_THREADS), BLAS: $blas"
     echo "data: $DATA  test classes: $TESTS  config: $CONFIG  batch: $BATCH  steps: $STEPS  seeds: $SEEDS"
     echo "lr: $LR  wd: $WD  threads: $THREADS  rerank: $RERANK"
 } > "$OUT/setup.txt"
