@@ -5,14 +5,7 @@
    without blending), determinism (two runs, and a fixed hash of a rendered
    hand-made scene: rendering is integer-only), bad inputs, a PNG round trip
    with stb_image. Tiny random models: every test runs in well under a second. */
-#if !defined(ZSESBIR_STB_IMAGE) && !defined(ZT_NO_STB) && defined(__has_include)
-#if __has_include(<stb_image.h>) || __has_include(<stb/stb_image.h>)
-#define ZSESBIR_STB_IMAGE
-#endif
-#endif
-#ifdef ZSESBIR_STB_IMAGE
-#define ZSESBIR_STB_IMAGE_IMPLEMENTATION
-#endif
+#include "zt_stb.h" /* before zsesbir.h */
 #define ZSESBIR_IMPLEMENTATION
 #include "../zsesbir.h"
 #include "zt.h"

@@ -10,14 +10,7 @@
    ZF_VERBOSE=1 prints each input's verdict. */
 #define _POSIX_C_SOURCE 200809L
 #define ZSESBIR_IMPLEMENTATION
-#if !defined(ZSESBIR_STB_IMAGE) && !defined(ZT_NO_STB) && defined(__has_include)
-#if __has_include(<stb_image.h>) || __has_include(<stb/stb_image.h>)
-#define ZSESBIR_STB_IMAGE
-#endif
-#endif
-#ifdef ZSESBIR_STB_IMAGE
-#define ZSESBIR_STB_IMAGE_IMPLEMENTATION
-#endif
+#include "zt_stb.h" /* before zsesbir.h */
 #include "../zsesbir.h"
 #include "zt.h"
 

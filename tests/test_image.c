@@ -11,14 +11,7 @@
    (then the no-stb error paths are tested and the real-data tests SKIP).
    Temporary files go to $TMPDIR (default /tmp). */
 #define ZSESBIR_IMPLEMENTATION
-#if !defined(ZSESBIR_STB_IMAGE) && !defined(ZT_NO_STB) && defined(__has_include)
-#if __has_include(<stb_image.h>) || __has_include(<stb/stb_image.h>)
-#define ZSESBIR_STB_IMAGE
-#endif
-#endif
-#ifdef ZSESBIR_STB_IMAGE
-#define ZSESBIR_STB_IMAGE_IMPLEMENTATION
-#endif
+#include "zt_stb.h" /* before zsesbir.h */
 #include "../zsesbir.h"
 #include "zt.h"
 
