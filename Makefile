@@ -5,6 +5,7 @@
 #   make bench-zse  ZSE-SBIR speed/memory against PyTorch on this machine
 #   make bench-tcn  TCN (ResNet-50 forward, training step) against PyTorch
 #   make bench-train  ZSE-SBIR trained on real data, C vs PyTorch: mAP and wall time
+#   make bench-tcn-train  TCN trained on real data, C vs PyTorch: mAP/P@100 real and hashed, wall time
 #   make demo    the end-to-end demo
 #   make parity  ZSE-SBIR and the TCN ResNet-50 at full size against PyTorch
 #   make fuzz    libFuzzer on every file loader, FUZZ_SECONDS (60) per target (needs clang)
@@ -12,8 +13,13 @@
 CC      ?= cc
 CXX     ?= c++
 WARN    := -Wall -Wextra -Werror
-# AVX2+FMA when this CPU has them (x86-64); NEON is on by default on aarch64.
-SIMD    ?= $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo 2>/dev/null && echo "-mavx2 -mfma")
+# AVX2+FMA when this CPU has them (x86-64), plus AVX-512 (the x86-64-v4 set
+# F/DQ/BW/VL: the SGEMM micro-kernel and dropout masks use F and DQ; clang 14
+# crashes on -mavx512f without BW/VL) when it has those too; NEON is on by
+# default on aarch64.
+SIMD    ?= $(shell f=/proc/cpuinfo; grep -qw avx2 $$f 2>/dev/null && grep -qw fma $$f && echo "-mavx2 -mfma" && \
+             grep -qw avx512f $$f && grep -qw avx512dq $$f && grep -qw avx512bw $$f && grep -qw avx512vl $$f && \
+             echo "-mavx512f -mavx512dq -mavx512bw -mavx512vl")
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) $(SIMD)
 LDLIBS  := -lm -lpthread
@@ -22,7 +28,7 @@ B       := build
 TESTS   := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 HDR     := zsesbir.h $(wildcard dev/*.h) $(wildcard tests/*.h)
 
-.PHONY: all test asan bench bench-zse bench-tcn bench-train openblas demo parity deps fuzz clean
+.PHONY: all test asan bench bench-zse bench-tcn bench-train bench-tcn-train openblas demo parity deps fuzz clean
 
 all: zsesbir $(B)/demo
 
@@ -46,10 +52,11 @@ $(B)/nosimd/%: tests/%.c $(HDR) | $(B)
 	@mkdir -p $(B)/nosimd
 	$(CC) -std=c99 $(OPT) -DZSESBIR_NO_SIMD $(WARN) -I. $< -o $@ $(LDLIBS)
 # the no-threads build also leaves stb_image out (ZT_NO_STB), so the
-# PPM-only image path stays tested on machines that have libstb-dev
+# PPM-only image path stays tested on machines that have libstb-dev, and
+# keeps the AVX2 GEMM micro-kernel on AVX-512 machines (ZSESBIR_NO_AVX512)
 $(B)/nothreads/%: tests/%.c $(HDR) | $(B)
 	@mkdir -p $(B)/nothreads
-	$(CC) -std=c99 $(CFLAGS) -DZSESBIR_NO_THREADS -DZT_NO_STB $(WARN) -I. $< -o $@ -lm
+	$(CC) -std=c99 $(CFLAGS) -DZSESBIR_NO_THREADS -DZT_NO_STB -DZSESBIR_NO_AVX512 $(WARN) -I. $< -o $@ -lm
 $(B)/cpp/%: tests/%.c $(HDR) | $(B)
 	@mkdir -p $(B)/cpp
 	$(CXX) -x c++ -std=c++11 $(CFLAGS) $(WARN) -I. $< -o $@ $(LDLIBS)
@@ -114,6 +121,13 @@ bench-tcn: openblas $(B)/tcn_bench
 bench-train: openblas deps zsesbir | $(B)
 	@cp zsesbir $(B)/zsesbir_bench
 	ZS=$(B)/zsesbir_bench OUT=$(B)/bench_train bash tools/bench_train.sh
+
+# real-data TCN training (ResNet-18, D 64, 112 px, no augmentation), C vs the PyTorch
+# reference (tools/tcn_train_ref.py) from the same weights on the same pairs; ~25 min a
+# seed on one core (STEPS, SEEDS, THREADS, PIN, ... see the script)
+bench-tcn-train: openblas deps zsesbir | $(B)
+	@cp zsesbir $(B)/zsesbir_tcn_bench
+	ZS=$(B)/zsesbir_tcn_bench OUT=$(B)/bench_tcn_train bash tools/bench_tcn_train.sh
 
 # -- fuzzing: libFuzzer on every file loader (needs clang), FUZZ_SECONDS per target
 fuzz:

@@ -369,6 +369,29 @@ static void test_elem_softplus_threshold(void) {
 
 static zs_tensor *f_dropout(zs_ctx *c, zs_tensor **in, void *u) { return zs_dropout(c, in[0], *(float *)u); }
 
+/* the vector mask kernel against its scalar reference, bit for bit: odd
+   lengths and offsets, p at the edges, keys with high bits set */
+static void test_elem_dropout_mask_simd(void) {
+    static const int64_t lens[] = {0, 1, 7, 8, 9, 15, 17, 31, 197, 1001};
+    static const float ps[] = {0.0f, 0.1f, 0.5f, 0.9999f, 1.0f, 5.9604645e-8f};
+    static const uint64_t keys[] = {0, 1, 0x9e3779b97f4a7c15ull, 0xffffffffffffffffull, 0x8000000000000001ull};
+    static unsigned char m1[1001], m2[1001];
+    size_t a, b, c;
+    int bad = 0, cases = 0;
+    for (a = 0; a < sizeof lens / sizeof lens[0]; a++)
+        for (b = 0; b < sizeof ps / sizeof ps[0]; b++)
+            for (c = 0; c < sizeof keys / sizeof keys[0]; c++) {
+                int64_t first = (int64_t)(c * 1234567 + a * 3), n = lens[a];
+                memset(m1, 7, sizeof m1);
+                memset(m2, 7, sizeof m2);
+                zs__dropout_keep_ref(m1, keys[c], first, n, ps[b]);
+                zs__dropout_keep(m2, keys[c], first, n, ps[b]);
+                if (memcmp(m1, m2, sizeof m1)) bad++;
+                cases++;
+            }
+    ZT_CHECK(bad == 0, "%d of %d mask cases differ from the scalar reference", bad, cases);
+}
+
 static void test_elem_dropout(void) {
     zs_ctx *c = new_ctx(2);
     zs_tensor *x, *y, *y2, *y3;
@@ -1043,6 +1066,7 @@ int main(int argc, char **argv) {
     ZT_RUN(test_elem_activation_forward);
     ZT_RUN(test_elem_softplus_threshold);
     ZT_RUN(test_elem_dropout);
+    ZT_RUN(test_elem_dropout_mask_simd);
     ZT_RUN(test_elem_dropout_grad);
     ZT_RUN(test_elem_softmax);
     ZT_RUN(test_elem_softmax_inf);

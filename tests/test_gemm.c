@@ -364,8 +364,9 @@ static void test_gemm_pack(void) {
     static const int64_t kcs[] = {1, 7, 8, 9, 17, 64};
     int W, w, side, bad = 0;
     size_t ki;
-    float src[40 * 80], dst[16 * 64 + 16];
-    zt_fill(src, 40 * 80, 21, 1.0f);
+    /* sized for the widest panel (the AVX-512 kernel's NR = 32) */
+    static float src[100 * 80], dst[32 * 64 + 16];
+    zt_fill(src, 100 * 80, 21, 1.0f);
     for (side = 0; side < 2; side++) {
         W = side ? ZS__GEMM_NR : ZS__GEMM_MR;
         for (w = 1; w <= W; w++)
@@ -375,11 +376,11 @@ static void test_gemm_pack(void) {
                     /* trans: rows along memory (rs = 80, ks = 1); else copy (rs = 1, ks = 40) */
                     int64_t rs = trans ? 80 : 1, ks = trans ? 1 : 40;
                     int r;
-                    for (k = 0; k < 16 * 64 + 16; k++) dst[k] = -99.0f;
+                    for (k = 0; k < 32 * 64 + 16; k++) dst[k] = -99.0f;
                     zs__gemm_pack_panel(dst, W, w, kc, src + 3, rs, ks);
                     for (k = 0; k < kc; k++)
                         for (r = 0; r < W; r++) bad += dst[k * W + r] != (r < w ? src[3 + r * rs + k * ks] : 0.0f);
-                    for (k = kc * W; k < 16 * 64 + 16; k++) bad += dst[k] != -99.0f;
+                    for (k = kc * W; k < 32 * 64 + 16; k++) bad += dst[k] != -99.0f;
                 }
             }
     }
