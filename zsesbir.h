@@ -2960,7 +2960,7 @@ ZS__PRIV int zs__ckpt_bwd(zs_ctx *ctx, zs_tensor *out) {
     if (!xl) return ZS_ERR_NOMEM;
     *xl = *x;
     xl->grad = NULL; xl->op = NULL; xl->backward = NULL; xl->tape_prev = NULL; xl->saved = NULL;
-    xl->flags = ZS_FLAG_REQUIRES_GRAD;
+    xl->flags = zs__needs_grad(x) ? ZS_FLAG_REQUIRES_GRAD : 0; /* e.g. input images: no dx */
     memset(xl->src, 0, sizeof xl->src);
     ctx->tape = NULL;
     ctx->grad_enabled = 1;
@@ -11267,6 +11267,17 @@ ZS__PRIV zs_tensor *zs__zse_block_ck(zs_ctx *ctx, void *user, zs_tensor *x) {
     return zs__zse_block(ctx, a->m, a->li, x);
 }
 
+/* the tokenizer CNN (SPEC 1.1 step 2, no biases): [B,3,H,W] -> [B,d,g,g]. Its
+   stride-2 activations at 112^2 .. 14^2 are the largest of the SA stage (~150 MB
+   for 8 images at 224 px), so checkpointed training recomputes it in backward. */
+ZS__PRIV zs_tensor *zs__zse_tokenizer(zs_ctx *ctx, void *user, zs_tensor *img) {
+    zs_zse *m = (zs_zse *)user;
+    zs_tensor *s = zs_relu(ctx, zs_conv2d(ctx, img, m->scale_w[0], NULL, 2, 2, 3, 3));
+    s = zs_relu(ctx, zs_conv2d(ctx, s, m->scale_w[1], NULL, 2, 2, 1, 1));
+    s = zs_relu(ctx, zs_conv2d(ctx, s, m->scale_w[2], NULL, 2, 2, 1, 1));
+    return zs_conv2d(ctx, s, m->scale_w[3], NULL, 2, 2, 1, 1);
+}
+
 ZS__FN zs_tensor *zs_zse_sa(zs_ctx *ctx, zs_zse *m, zs_tensor *img) {
     const zs_zse_config *c;
     int64_t B, D, N;
@@ -11294,10 +11305,8 @@ ZS__FN zs_tensor *zs_zse_sa(zs_ctx *ctx, zs_zse *m, zs_tensor *img) {
     }
     /* 1. patch embedding; 2. tokenizer CNN (no biases) */
     patch = zs_conv2d(ctx, img, m->embed_w, m->embed_b, c->patch, c->patch, 0, 0);     /* [B,d,g,g] */
-    scale = zs_relu(ctx, zs_conv2d(ctx, img, m->scale_w[0], NULL, 2, 2, 3, 3));
-    scale = zs_relu(ctx, zs_conv2d(ctx, scale, m->scale_w[1], NULL, 2, 2, 1, 1));
-    scale = zs_relu(ctx, zs_conv2d(ctx, scale, m->scale_w[2], NULL, 2, 2, 1, 1));
-    scale = zs_conv2d(ctx, scale, m->scale_w[3], NULL, 2, 2, 1, 1);                    /* [B,d,g,g] */
+    scale = !infer && m->checkpoint ? zs_checkpoint(ctx, zs__zse_tokenizer, m, img)
+                                    : zs__zse_tokenizer(ctx, m, img);                  /* [B,d,g,g] */
     /* 3. t = (patch + scale) / 2, flattened (row y, then x) and transposed */
     t = zs_scale(ctx, zs_add(ctx, patch, scale), 0.5f);
     t = zs_contiguous(ctx, zs_transpose(ctx, zs_reshape3(ctx, t, B, D, N), 1, 2));     /* [B,N,d] */
@@ -11447,6 +11456,16 @@ ZS__FN zs_tensor *zs_zse_relation(zs_ctx *ctx, zs_zse *m, zs_tensor *sa_sk, zs_t
 
 /* ---- training loss (SPEC 1.5) -------------------------------------------- */
 
+/* CA of the training pairs as one checkpointable function: [4B,T,d] SA rows
+   (sketches [0,2B), photos [2B,4B)) -> [4B,T,d] (sketch outputs; photo outputs) */
+ZS__PRIV zs_tensor *zs__zse_ca_ck(zs_ctx *ctx, void *user, zs_tensor *sa) {
+    zs_zse *m = (zs_zse *)user;
+    zs_tensor *parts[2];
+    int64_t h = sa->shape[0] / 2;
+    if (zs_zse_ca(ctx, m, zs_slice(ctx, sa, 0, 0, h), zs_slice(ctx, sa, 0, h, 2 * h), &parts[0], &parts[1]) != ZS_OK) return NULL;
+    return zs_concat(ctx, parts, 2, 0);
+}
+
 ZS__FN zs_tensor *zs_zse_train_loss(zs_ctx *ctx, zs_zse *m, zs_tensor *img, zs_zse_losses *out) {
     int64_t B, T, D;
     zs_tensor *sa, *so, *po, *scores, *target, *tri, *mse, *loss, *cs, *cp;
@@ -11464,7 +11483,14 @@ ZS__FN zs_tensor *zs_zse_train_loss(zs_ctx *ctx, zs_zse *m, zs_tensor *img, zs_z
     sa = zs_zse_sa(ctx, m, img);                                                       /* [4B,T,d] */
     /* pairs (s+_i, p+_i) then (s-_i, p-_i): sketches are SA rows [0,2B),
        photos rows [2B,4B) in the same order */
-    if (zs_zse_ca(ctx, m, zs_slice(ctx, sa, 0, 0, 2 * B), zs_slice(ctx, sa, 0, 2 * B, 4 * B), &so, &po) != ZS_OK) return NULL;
+    if (m->checkpoint) { /* CA recomputed in backward too: its 2B pairs' activations are ~75 MB at B = 2 */
+        zs_tensor *both = zs_checkpoint(ctx, zs__zse_ca_ck, m, sa);                   /* [so; po] */
+        so = zs_slice(ctx, both, 0, 0, 2 * B);
+        po = zs_slice(ctx, both, 0, 2 * B, 4 * B);
+        if (!so || !po) return NULL;
+    } else if (zs_zse_ca(ctx, m, zs_slice(ctx, sa, 0, 0, 2 * B), zs_slice(ctx, sa, 0, 2 * B, 4 * B), &so, &po) != ZS_OK) {
+        return NULL;
+    }
     scores = zs_zse_rn(ctx, m, zs_zse_anchors(ctx, m, so), zs_zse_anchors(ctx, m, po)); /* [2B] */
     /* cls = CA output token 0: sketches [s+, s-] from the sketch branch, photos
        [p+, p-] from the photo branch */
