@@ -3796,10 +3796,18 @@ ZS__PRIV void zs__gemm_task(void *arg, int ith, int nth, zs__arena *ws) {
    rectangle of expected imbalance at the end, and ~30 us for a parallel dispatch
    (waking the pool's sleeping workers: 5-50 us measured on a 2-core VM).
    Chooses tm x tn rectangles per item, which bands stay packed, and
-   whether to run in parallel at all. */
-#define ZS__GEMM_PACK_COST 8.0
-#define ZS__GEMM_UNIT_COST 5.0e4
-#define ZS__GEMM_DISPATCH_COST 1.5e6
+   whether to run in parallel at all. The AVX-512 kernel does twice the
+   lane-ops per cycle, so the fixed costs are twice as many lane-ops there. */
+#ifndef ZS__GEMM_COST_SCALE
+#if defined(ZS__AVX512)
+#define ZS__GEMM_COST_SCALE 2.0
+#else
+#define ZS__GEMM_COST_SCALE 1.0
+#endif
+#endif
+#define ZS__GEMM_PACK_COST (8.0 * ZS__GEMM_COST_SCALE)
+#define ZS__GEMM_UNIT_COST (5.0e4 * ZS__GEMM_COST_SCALE)
+#define ZS__GEMM_DISPATCH_COST (1.5e6 * ZS__GEMM_COST_SCALE)
 
 typedef struct zs__gemm_plan { int64_t tm, tn; int cache_a, cache_b, par; double cost; } zs__gemm_plan;
 
@@ -5331,13 +5339,12 @@ ZS__PRIV void zs__softplus_bwd_n(float *gx, const float *x, const float *gy, int
    The mask costs two 64-bit hashes per element (4 multiplies): in scalar code ~13 %
    of a ViT-B training step (masks are regenerated in backward instead of stored).
    With AVX-512DQ (64-bit lane multiplies) the vector path computes the same 24-bit
-   uniforms bit for bit, 8x faster, so masks do not depend on the build. (AVX2 has
+   uniforms bit for bit, ~6x faster, so masks do not depend on the build. (AVX2 has
    no 64-bit multiply; emulating it with 32-bit ones was only 15 % faster: scalar.)
-   zs__dropout_keep(m, key, first, n, p): m[i] = 1 if element first+i is kept. */
-ZS__PRIV void zs__dropout_keep_ref(unsigned char *m, uint64_t key, int64_t first, int64_t n, float p) {
-    int64_t i;
-    for (i = 0; i < n; i++) m[i] = zs__hash_uniform(key, (uint64_t)(first + i)) >= p;
-}
+   zs__dropout_apply(y, x, m, n, key, first, p, scale, acc): for element first+i,
+   keep = zs__hash_uniform(key, first+i) >= p; y[i] = keep ? x[i]*scale : 0 (acc = 0;
+   y == x allowed) or y[i] += keep ? x[i]*scale : 0 (acc = 1, mul then add as the
+   scalar code under -std=c99); m[i] = keep when m is not NULL. */
 #if defined(ZS__AVX512) && defined(__AVX512DQ__) && defined(__GNUC__) && !defined(__clang__)
 /* g++ 12 warns inside its own AVX-512 headers (_mm512_undefined_epi32's
    self-initialisation) when these intrinsics are inlined: a false positive */
@@ -5351,51 +5358,53 @@ ZS__PRIV __m512i zs__vmix64(__m512i z) { /* zs__mix64 on 8 lanes */
     z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)), _mm512_set1_epi64((long long)0x94d049bb133111ebull));
     return _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
 }
+/* keep bits of the 16 elements idx[0..7], idx[0..7] + 8; advances idx by 16.
+   h >> 40 < 2^24: narrowing to 32 bits and converting to float are exact, and
+   u = h * 2^-24 is zs__hash_uniform's value */
+ZS__PRIV __mmask16 zs__drop_mask16(__m512i *idx, __m512i vk, __m512 vp) {
+    const __m512i eight = _mm512_set1_epi64(8);
+    __m256i h0 = _mm512_cvtepi64_epi32(_mm512_srli_epi64(zs__vmix64(_mm512_xor_si512(vk, zs__vmix64(*idx))), 40)), h1;
+    *idx = _mm512_add_epi64(*idx, eight);
+    h1 = _mm512_cvtepi64_epi32(_mm512_srli_epi64(zs__vmix64(_mm512_xor_si512(vk, zs__vmix64(*idx))), 40));
+    *idx = _mm512_add_epi64(*idx, eight);
+    return _mm512_cmp_ps_mask(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_inserti64x4(_mm512_castsi256_si512(h0), h1, 1)),
+                                            _mm512_set1_ps(1.0f / 16777216.0f)), vp, _CMP_GE_OQ);
+}
 #endif
-ZS__PRIV void zs__dropout_keep(unsigned char *m, uint64_t key, int64_t first, int64_t n, float p) {
+ZS__PRIV void zs__dropout_apply(float *y, const float *x, unsigned char *m, int64_t n, uint64_t key, int64_t first,
+                                float p, float scale, int acc) {
     int64_t i = 0;
 #if defined(ZS__AVX512) && defined(__AVX512DQ__)
-    const __m512i vk = _mm512_set1_epi64((long long)key), eight = _mm512_set1_epi64(8);
-    const __m512 vp = _mm512_set1_ps(p), sc = _mm512_set1_ps(1.0f / 16777216.0f);
+    const __m512i vk = _mm512_set1_epi64((long long)key);
+    const __m512 vp = _mm512_set1_ps(p), vs = _mm512_set1_ps(scale);
     __m512i idx = _mm512_add_epi64(_mm512_set1_epi64((long long)first), _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7));
     for (; i + 16 <= n; i += 16) {
-        /* h >> 40 < 2^24: narrowing to 32 bits and converting to float are exact, and
-           u = h * 2^-24 is zs__hash_uniform's value */
-        __m256i h0 = _mm512_cvtepi64_epi32(_mm512_srli_epi64(zs__vmix64(_mm512_xor_si512(vk, zs__vmix64(idx))), 40));
-        __m256i h1;
-        __m512 u;
-        idx = _mm512_add_epi64(idx, eight);
-        h1 = _mm512_cvtepi64_epi32(_mm512_srli_epi64(zs__vmix64(_mm512_xor_si512(vk, zs__vmix64(idx))), 40));
-        idx = _mm512_add_epi64(idx, eight);
-        u = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_inserti64x4(_mm512_castsi256_si512(h0), h1, 1)), sc);
-        _mm_storeu_si128((__m128i *)(void *)(m + i),
-                         _mm512_cvtepi32_epi8(_mm512_maskz_set1_epi32(_mm512_cmp_ps_mask(u, vp, _CMP_GE_OQ), 1)));
+        __mmask16 k = zs__drop_mask16(&idx, vk, vp);
+        __m512 v = _mm512_mul_ps(_mm512_loadu_ps(x + i), vs);
+        if (acc) {
+            __m512 g = _mm512_loadu_ps(y + i);
+            _mm512_storeu_ps(y + i, _mm512_mask_add_ps(g, k, g, v));
+        } else {
+            _mm512_storeu_ps(y + i, _mm512_maskz_mov_ps(k, v));
+        }
+        if (m) _mm_storeu_si128((__m128i *)(void *)(m + i), _mm512_cvtepi32_epi8(_mm512_maskz_set1_epi32(k, 1)));
     }
 #endif
-    zs__dropout_keep_ref(m + i, key, first + i, n - i, p);
+    for (; i < n; i++) {
+        int keep = zs__hash_uniform(key, (uint64_t)(first + i)) >= p;
+        if (m) m[i] = (unsigned char)keep;
+        if (!acc) y[i] = keep ? x[i] * scale : 0.0f;
+        else if (keep) y[i] += x[i] * scale;
+    }
 }
 #if defined(ZS__AVX512) && defined(__AVX512DQ__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
-#define ZS__DROP_CHUNK 512 /* mask bytes on the stack per pass */
 ZS__PRIV void zs__dropout_n(float *y, const float *x, int64_t n, uint64_t key, int64_t first, float p, float scale) {
-    unsigned char m[ZS__DROP_CHUNK];
-    int64_t i0, i, c;
-    for (i0 = 0; i0 < n; i0 += c) {
-        c = n - i0 < ZS__DROP_CHUNK ? n - i0 : ZS__DROP_CHUNK;
-        zs__dropout_keep(m, key, first + i0, c, p);
-        for (i = 0; i < c; i++) y[i0 + i] = m[i] ? x[i0 + i] * scale : 0.0f;
-    }
+    zs__dropout_apply(y, x, NULL, n, key, first, p, scale, 0);
 }
 ZS__PRIV void zs__dropout_bwd_n(float *gx, const float *gy, int64_t n, uint64_t key, int64_t first, float p, float scale) {
-    unsigned char m[ZS__DROP_CHUNK];
-    int64_t i0, i, c;
-    for (i0 = 0; i0 < n; i0 += c) {
-        c = n - i0 < ZS__DROP_CHUNK ? n - i0 : ZS__DROP_CHUNK;
-        zs__dropout_keep(m, key, first + i0, c, p);
-        for (i = 0; i < c; i++)
-            if (m[i]) gx[i0 + i] += gy[i0 + i] * scale;
-    }
+    zs__dropout_apply(gx, gy, NULL, n, key, first, p, scale, 1);
 }
 
 /* -- elementwise job dispatch ----------------------------------------- */
@@ -6249,14 +6258,7 @@ typedef struct zs__attn_job {
 
 /* row i of P (pre-dropout) -> dropped and rescaled; keep flags into m (may be NULL) */
 ZS__PRIV void zs__attn_drop_row(float *row, unsigned char *m, int64_t n, uint64_t key, uint64_t base, float p, float inv) {
-    unsigned char buf[ZS__DROP_CHUNK];
-    int64_t j0, j, c;
-    for (j0 = 0; j0 < n; j0 += c) {
-        unsigned char *k = m ? m + j0 : buf;
-        c = m || n - j0 < ZS__DROP_CHUNK ? n - j0 : ZS__DROP_CHUNK; /* a caller mask: one pass */
-        zs__dropout_keep(k, key, (int64_t)(base + (uint64_t)j0), c, p);
-        for (j = 0; j < c; j++) row[j0 + j] *= k[j] ? inv : 0.0f; /* a select, not a branch */
-    }
+    zs__dropout_apply(row, row, m, n, key, (int64_t)base, p, inv, 0);
 }
 
 /* S = scale Q_h K_h^T then row softmax, into S [Tq,Tk] */
