@@ -449,6 +449,9 @@ ZSDEF zs_optim *zs_optim_create(const zs_optim_params *p, zs_params *params, con
 ZSDEF void zs_optim_free(zs_optim *o);
 ZSDEF int zs_optim_set_lr(zs_optim *o, int group, float lr); /* group -1: all */
 ZSDEF int zs_optim_step(zs_optim *o);
+/* The same step on ctx's threads (bit-identical to zs_optim_step for any
+   thread count); ctx may be NULL. */
+ZSDEF int zs_optim_step_ctx(zs_optim *o, zs_ctx *ctx);
 ZSDEF int64_t zs_optim_steps(const zs_optim *o);
 /* Optimiser state (moments, per-parameter step counts, step total) to and
    from a safetensors file, for resuming training: load requires an
@@ -8371,26 +8374,31 @@ ZS__FN int zs_optim_set_lr(zs_optim *o, int group, float lr) {
     return ZS_OK;
 }
 
-ZS__FN int zs_optim_step(zs_optim *o) {
-    zs_params *ps;
+/* The update of elements [lo, hi) of the flat store (global indices; every
+   parameter's step count already advanced). Cuts inside a parameter fall on
+   multiples of 64 elements from its start, so the vector blocks and the scalar
+   tail are the same for every split: bit-identical results for any thread count. */
+typedef struct zs__optim_job { zs_optim *o; int64_t total; } zs__optim_job;
+
+ZS__PRIV void zs__optim_range(zs_optim *o, int64_t lo, int64_t hi) {
+    zs_params *ps = o->params;
     int i;
-    if (!o) return zs__fail(ZS_ERR_ARG, "zs_optim_step: NULL optimiser");
-    ps = o->params;
-    if (ps->count != o->n_params || (o->n_params > 0 && !ps->data))
-        return zs__fail(ZS_ERR_STATE, "zs_optim_step: the parameter store changed since zs_optim_create");
     for (i = 0; i < o->n_params; i++) {
         zs_tensor *t = &ps->t[i];
-        int64_t n = zs_numel(t);
-        size_t off = o->off[i];
-        float *pd = ps->data + off;
-        const float *g = ps->grad + off;
+        int64_t n = zs_numel(t), off = (int64_t)o->off[i], a, b, st = o->pstep[i];
         double lr = (double)o->lr[o->group[i]];
-        int64_t st;
-        if (t->flags & ZS_FLAG_FROZEN) continue;
-        st = ++o->pstep[i];
-        if (n == 0) continue;
+        float *pd;
+        const float *g;
+        if ((t->flags & ZS_FLAG_FROZEN) || n == 0 || off + n <= lo || off >= hi) continue;
+        a = lo - off <= 0 ? 0 : (lo - off + 63) / 64 * 64;
+        b = hi - off <= 0 ? 0 : (hi - off + 63) / 64 * 64;
+        if (a > n) a = n;
+        if (b > n) b = n;
+        if (b <= a) continue;
+        pd = ps->data + off + a;
+        g = ps->grad + off + a;
         if (o->p.kind == ZS_OPTIM_SGD) {
-            zs__sgd_update(pd, g, o->m ? o->m + off : NULL, n, (float)lr, o->p.momentum, o->p.weight_decay, st == 1);
+            zs__sgd_update(pd, g, o->m ? o->m + off + a : NULL, b - a, (float)lr, o->p.momentum, o->p.weight_decay, st == 1);
         } else {
             zs__adam_k k;
             double b1 = o->p.beta1, b2 = o->p.beta2, wd = o->p.weight_decay;
@@ -8402,12 +8410,39 @@ ZS__FN int zs_optim_step(zs_optim *o) {
             k.step = (float)(lr / bc1);
             k.bc2s = (float)sqrt(bc2);
             k.eps = o->p.eps;
-            zs__adam_update(pd, g, o->m + off, o->v + off, n, &k);
+            zs__adam_update(pd, g, o->m + off + a, o->v + off + a, b - a, &k);
         }
     }
+}
+
+ZS__PRIV void zs__optim_task(void *arg, int ith, int nth, zs__arena *ws) {
+    zs__optim_job *j = (zs__optim_job *)arg;
+    int64_t lo, hi;
+    (void)ws;
+    zs__split(j->total, ith, nth, &lo, &hi);
+    zs__optim_range(j->o, lo, hi);
+}
+
+ZS__FN int zs_optim_step_ctx(zs_optim *o, zs_ctx *ctx) {
+    zs_params *ps;
+    zs__optim_job j;
+    int i;
+    if (!o) return zs__fail(ZS_ERR_ARG, "zs_optim_step: NULL optimiser");
+    ps = o->params;
+    if (ps->count != o->n_params || (o->n_params > 0 && !ps->data))
+        return zs__fail(ZS_ERR_STATE, "zs_optim_step: the parameter store changed since zs_optim_create");
+    for (i = 0; i < o->n_params; i++)
+        if (!(ps->t[i].flags & ZS_FLAG_FROZEN)) ++o->pstep[i];
+    j.o = o;
+    j.total = (int64_t)ps->numel;
+    /* a memory-bound pass (28 bytes per parameter): worth a second thread only when large */
+    if (ctx && ctx->pool.nth > 1 && j.total >= ((int64_t)1 << 18)) zs__pool_run(&ctx->pool, zs__optim_task, &j);
+    else zs__optim_range(o, 0, j.total);
     o->steps++;
     return ZS_OK;
 }
+
+ZS__FN int zs_optim_step(zs_optim *o) { return zs_optim_step_ctx(o, NULL); }
 
 ZS__FN int64_t zs_optim_steps(const zs_optim *o) { return o ? o->steps : 0; }
 
@@ -12920,7 +12955,7 @@ ZS__FN int zs_tcn_train_step(zs_ctx *ctx, zs_tcn *m, zs_optim *opt, const zs_tcn
     zs_params_zero_grad(&m->params);
     loss = zs_tcn_loss(ctx, m, b, out);
     rc = loss ? zs_backward(ctx, loss) : (zs_ctx_status(ctx) ? zs_ctx_status(ctx) : ZS_ERR_STATE);
-    if (rc == ZS_OK) rc = zs_optim_step(opt);
+    if (rc == ZS_OK) rc = zs_optim_step_ctx(opt, ctx);
     zs_set_grad_enabled(ctx, og);
     zs_set_training(ctx, ot);
     zs_ctx_release(ctx, mk);

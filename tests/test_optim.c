@@ -342,6 +342,58 @@ static void test_optim_one_allocation(void) {
     ZT_CHECK(st.mallocs == st.frees, "leak: %ld mallocs, %ld frees", st.mallocs, st.frees);
 }
 
+/* zs_optim_step_ctx on 2 and 3 threads gives the bits of zs_optim_step: a
+   store big enough for the parallel path, odd parameter sizes, a frozen one */
+static void test_optim_threads_bitwise(void) {
+    static const int64_t sizes[] = {100003, 7, 65, 200001, 64, 1};
+    static const zs_optim_kind kinds[] = {ZS_OPTIM_ADAMW, ZS_OPTIM_ADAM, ZS_OPTIM_SGD};
+    size_t ki, i;
+    int nt;
+    for (ki = 0; ki < 3; ki++)
+        for (nt = 2; nt <= 3; nt++) {
+            zs_params a, b;
+            zs_optim_params op = zs_optim_default_params(kinds[ki]);
+            zs_optim *oa = NULL, *ob = NULL;
+            zs_ctx_params cp = zs_ctx_default_params();
+            zs_ctx *ctx;
+            int t, ok = 1;
+            cp.n_threads = nt;
+            ctx = zs_ctx_create(&cp);
+            zs_params_init(&a, NULL);
+            zs_params_init(&b, NULL);
+            for (i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+                char name[16];
+                snprintf(name, sizeof name, "p%d", (int)i);
+                zs_params_add(&a, name, 1, &sizes[i]);
+                zs_params_add(&b, name, 1, &sizes[i]);
+            }
+            op.momentum = 0.9f;
+            op.weight_decay = 0.01f;
+            ok = ctx && zs_params_alloc(&a) == ZS_OK && zs_params_alloc(&b) == ZS_OK;
+            if (ok) {
+                a.t[2].flags |= ZS_FLAG_FROZEN;
+                b.t[2].flags |= ZS_FLAG_FROZEN;
+                zt_fill(a.data, (long long)a.numel, 3, 1.0f);
+                memcpy(b.data, a.data, a.numel * sizeof(float));
+                oa = zs_optim_create(&op, &a, NULL);
+                ob = zs_optim_create(&op, &b, NULL);
+                ok = oa && ob;
+            }
+            for (t = 0; ok && t < 3; t++) {
+                zt_fill(a.grad, (long long)a.numel, 10 + t, 1.0f);
+                memcpy(b.grad, a.grad, a.numel * sizeof(float));
+                ok = zs_optim_step(oa) == ZS_OK && zs_optim_step_ctx(ob, ctx) == ZS_OK;
+            }
+            ZT_CHECK(ok, "setup/step failed: %s", zs_last_error());
+            ZT_CHECK(!ok || !memcmp(a.data, b.data, a.numel * sizeof(float)), "kind %d, %d threads: parameters differ", (int)kinds[ki], nt);
+            zs_optim_free(oa);
+            zs_optim_free(ob);
+            zs_params_free(&a);
+            zs_params_free(&b);
+            zs_ctx_free(ctx);
+        }
+}
+
 /* vector update kernels against their scalar references, odd sizes */
 static void test_optim_kernels_vs_ref(void) {
     enum { N = 1043 };
@@ -450,6 +502,7 @@ int main(int argc, char **argv) {
     ZT_RUN(test_optim_weight_decay_adam_vs_adamw);
     ZT_RUN(test_optim_one_allocation);
     ZT_RUN(test_optim_kernels_vs_ref);
+    ZT_RUN(test_optim_threads_bitwise);
     ZT_RUN(test_optim_linear_regression);
     return zt_finish();
 }

@@ -120,7 +120,7 @@ int main(int argc, char **argv) {
             zs_tensor_fill_uniform(ctx, img, -1, 1);
             zs_params_zero_grad(&m.params);
             loss = zs_zse_train_loss(ctx, &m, img, NULL);
-            if (!loss || zs_backward(ctx, loss) != ZS_OK || zs_optim_step(opt) != ZS_OK) { fprintf(stderr, "%s\n", zs_last_error()); return 1; }
+            if (!loss || zs_backward(ctx, loss) != ZS_OK || zs_optim_step_ctx(opt, ctx) != ZS_OK) { fprintf(stderr, "%s\n", zs_last_error()); return 1; }
             if (r) t[r - 1] = now() - t0;
             zs_ctx_reset(ctx);
         }
