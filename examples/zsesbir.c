@@ -543,7 +543,7 @@ static int cmd_train(int argc, char **argv) {
         zs_params_zero_grad(&m.params);
         imgs = zs_from_data(ctx, x, 4, s4);
         loss = imgs ? zs_zse_train_loss(ctx, &m, imgs, &L) : NULL;
-        if (!loss || zs_backward(ctx, loss) != ZS_OK || zs_optim_step(optim) != ZS_OK) { prog_end(&p); fail(); goto done; }
+        if (!loss || zs_backward(ctx, loss) != ZS_OK || zs_optim_step_ctx(optim, ctx) != ZS_OK) { prog_end(&p); fail(); goto done; }
         zs_ctx_reset(ctx);
         if (ema < 0) { ema = L.total; tri_ema = L.triplet; rn_ema = L.rn; }
         else { ema = 0.95 * ema + 0.05 * L.total; tri_ema = 0.95 * tri_ema + 0.05 * L.triplet; rn_ema = 0.95 * rn_ema + 0.05 * L.rn; }
@@ -1463,12 +1463,19 @@ static void euclid(float *dist, const float *q, int nq, const float *g, int ng, 
         }
 }
 
-static int tcn_save_checkpoint(const zs_tcn *m, const zs_optim *opt, const char *out) {
-    char tmp[4096], ost[4096];
+/* W (write-then-rename) */
+static int tcn_save_weights(const zs_tcn *m, const char *out) {
+    char tmp[4096];
     if (strlen(out) > 4000) { fprintf(stderr, "error: output path too long\n"); return 1; }
     snprintf(tmp, sizeof tmp, "%s.tmp", out);
     if (zs_tcn_save(m, tmp) != ZS_OK) return fail();
     if (rename(tmp, out) != 0) { fprintf(stderr, "error: cannot rename %s to %s\n", tmp, out); return 1; }
+    return 0;
+}
+
+static int tcn_save_checkpoint(const zs_tcn *m, const zs_optim *opt, const char *out) {
+    char tmp[4096], ost[4096];
+    if (tcn_save_weights(m, out)) return 1;
     snprintf(ost, sizeof ost, "%s.optim", out);
     snprintf(tmp, sizeof tmp, "%s.optim.tmp", out);
     if (zs_optim_save(opt, tmp) != ZS_OK) return fail();
@@ -1518,11 +1525,19 @@ static int cmd_train_tcn(int argc, char **argv) {
         "  --mssbn            modality-specific BatchNorm1d head + dropout (TU-Berlin, QuickDraw)\n"
         "  --no-aug           no augmentation     --checkpoint   recompute blocks in backward\n"
         "  --class-list F   --seed S (1)   --save-every N (500)   --log-every N (50)\n"
-        "  --threads T (2)  --cache-mb N (4096)\n";
+        "  --threads T (2)  --cache-mb N (4096)\n"
+        "  --plan F           write what every step sees to F and exit without training: per\n"
+        "                     pair (one tab-separated line) the step, its lr, the training-class\n"
+        "                     index and name, the semantic-metric weights a of the sketch and of\n"
+        "                     the photo, the augmentation (flip scale angle tx ty, in pixels of\n"
+        "                     the --size image) and the sketch and photo paths; W then receives\n"
+        "                     the weights step 1 starts from (no W.optim), so a reference\n"
+        "                     implementation can train from the same weights on the same batches\n";
     const char *model = NULL, *data = NULL, *tests = NULL, *clist = NULL, *steps = NULL, *batch = NULL, *out = NULL, *resume = NULL;
     const char *init = NULL, *teacher_w = NULL, *threads = NULL, *seed = "1", *lr = NULL, *save_every = NULL, *log_every = NULL;
     const char *cache_mb = NULL, *ckpt = NULL, *arch = "resnet50", *dim = NULL, *size = NULL, *wvf = NULL, *epochs = NULL;
-    const char *bits = NULL, *mssbn = NULL, *noaug = NULL;
+    const char *bits = NULL, *mssbn = NULL, *noaug = NULL, *plan = NULL;
+    FILE *plan_f = NULL;
     opts_t o = {{{0}}, 0};
     long n_steps = 0, B = 0, sd = 1, save_n = 500, log_n = 50, cmb = 4096, D = 64, S = 224, E = 0, K = 0, step, start;
     double lr_v = 1e-4, t0, ema = -1;
@@ -1533,7 +1548,7 @@ static int cmd_train_tcn(int argc, char **argv) {
     zs_ctx *ctx = NULL;
     zs_optim *optim = NULL;
     imcache_t sk = {0, 0, 0, 0}, ph = {0, 0, 0, 0};
-    float *skx = NULL, *phx = NULL, *wv = NULL, *wvb = NULL;
+    float *skx = NULL, *phx = NULL, *wv = NULL, *wvb = NULL, *alpha = NULL;
     int32_t *seen_idx = NULL, *lab = NULL, *train_sk = NULL;
     char wvpath[4200];
     const char **names = NULL;
@@ -1548,7 +1563,7 @@ static int cmd_train_tcn(int argc, char **argv) {
     opt(&o, "--lr", &lr); opt(&o, "--save-every", &save_every); opt(&o, "--log-every", &log_every); opt(&o, "--cache-mb", &cache_mb);
     flag(&o, "--checkpoint", &ckpt); opt(&o, "--arch", &arch); opt(&o, "--dim", &dim); opt(&o, "--size", &size);
     opt(&o, "--wordvec", &wvf); opt(&o, "--epochs", &epochs); opt(&o, "--bits", &bits); flag(&o, "--mssbn", &mssbn);
-    flag(&o, "--no-aug", &noaug);
+    flag(&o, "--no-aug", &noaug); opt(&o, "--plan", &plan);
     PARSE(argc, argv, &o, usage);
     if ((rc = need(data, "--data", usage)) || (rc = need(tests, "--test-classes", usage)) || (rc = need(steps, "--steps", usage)) ||
         (rc = need(batch, "--batch", usage)) || (rc = need(out, "--out", usage)) ||
@@ -1638,15 +1653,26 @@ static int cmd_train_tcn(int argc, char **argv) {
     phx = (float *)malloc(sizeof(float) * img * (size_t)B);
     wvb = (float *)malloc(sizeof(float) * 300 * (size_t)B);
     lab = (int32_t *)malloc(sizeof(int32_t) * (size_t)B);
+    alpha = (float *)malloc(sizeof(float) * 2 * (size_t)B);
     sk.img = (unsigned char **)calloc((size_t)ds.n_sketches + 1, sizeof(unsigned char *));
     ph.img = (unsigned char **)calloc((size_t)ds.n_photos + 1, sizeof(unsigned char *));
-    if (!skx || !phx || !wvb || !lab || !sk.img || !ph.img) { fprintf(stderr, "error: out of memory\n"); goto done; }
+    if (!skx || !phx || !wvb || !lab || !alpha || !sk.img || !ph.img) { fprintf(stderr, "error: out of memory\n"); goto done; }
     sk.n = ds.n_sketches; ph.n = ds.n_photos;
     sk.cap = ph.cap = (size_t)cmb << 19;
     step = start = zs_optim_steps(optim);
-    printf("training %ld steps of %ld pairs (%d training sketches, lr schedule over %ld epochs)%s\n", n_steps - start, B, n_train, E,
-           noaug ? ", no augmentation" : "");
-    prog_start(&p, "train", n_steps);
+    if (plan) {
+        if (step >= n_steps) { fprintf(stderr, "error: already at step %ld of %ld: nothing to plan\n", step, n_steps); goto done; }
+        if (!(plan_f = fopen(plan, "w"))) { fprintf(stderr, "error: cannot write %s\n", plan); goto done; }
+        /* the weights the planned steps start from, for the reference run */
+        if (tcn_save_weights(&m, out)) goto done;
+        fprintf(plan_f, "# zsesbir train --model tcn plan: seed %ld batch %ld steps %ld..%ld epochs %ld lr %.9g wd %.9g size %ld aug %s kd %s mssbn %d\n",
+                sd, B, start + 1, n_steps, E, lr_v, 5e-4, S, noaug ? "off" : "on", have_teacher ? "on" : "off", m.cfg.mssbn);
+        fprintf(plan_f, "# wordvec %s\n", wvf);
+        fprintf(plan_f, "# step\tlr\tlabel\tclass\talpha_sketch\talpha_photo\tflip\tscale\tangle\ttx\tty\tsketch\tphoto\n");
+    } else
+        printf("training %ld steps of %ld pairs (%d training sketches, lr schedule over %ld epochs)%s\n", n_steps - start, B, n_train, E,
+               noaug ? ", no augmentation" : "");
+    prog_start(&p, plan ? "plan" : "train", n_steps);
     t0 = now();
     for (; step < n_steps; step++) {
         static const float mean[3] = {0.485f, 0.456f, 0.406f}, sdv[3] = {0.229f, 0.224f, 0.225f};
@@ -1655,7 +1681,12 @@ static int cmd_train_tcn(int argc, char **argv) {
         zs_tcn_batch bt;
         zs_tcn_losses L;
         int b, e = (int)((double)step * (double)B / (double)n_train);
-        zs_optim_set_lr(optim, -1, zs_tcn_lr((float)lr_v, e, (int)E));
+        float lr_e = zs_tcn_lr((float)lr_v, e, (int)E);
+        zs_optim_set_lr(optim, -1, lr_e);
+        /* the semantic metric's a per sample (sketches, then photos): drawn here, first
+           from the step's stream, so the plan can list them */
+        zs_ctx_seed(ctx, splitmix((uint64_t)sd ^ ((uint64_t)step << 20)));
+        for (b = 0; b < 2 * B; b++) alpha[b] = zs_rand_uniform(ctx);
         for (b = 0; b < B; b++) {
             /* the pair of step s depends only on (seed, s): resuming replays it */
             int si, cl, pi;
@@ -1666,11 +1697,17 @@ static int cmd_train_tcn(int argc, char **argv) {
             cl = ds.sketch_label[si];
             rng = splitmix(rng);
             pi = ds.photo_start[cl] + (int)(rng % (uint64_t)ds.photo_count[cl]);
-            if (tcn_cached(&sk, ds.sketch_path[si], si, (int)S, &a0) != ZS_OK) { prog_end(&p); fprintf(stderr, "error: %s: %s\n", ds.sketch_path[si], zs_last_error()); goto done; }
-            if (tcn_cached(&ph, ds.photo_path[pi], pi, (int)S, &a1) != ZS_OK) { zs_image_free(&a0); prog_end(&p); fprintf(stderr, "error: %s: %s\n", ds.photo_path[pi], zs_last_error()); goto done; }
             ag = noaug ? zs_tcn_aug_identity() : zs_tcn_aug_sample((uint64_t)sd, (uint64_t)step * (uint64_t)B + (uint64_t)b);
             ag.tx *= (float)S / 224.0f; /* the release's +-10 px are at 224 */
             ag.ty *= (float)S / 224.0f;
+            if (plan_f) {
+                fprintf(plan_f, "%ld\t%.9g\t%d\t%s\t%.9g\t%.9g\t%d\t%.9g\t%.9g\t%.9g\t%.9g\t%s\t%s\n", step + 1, (double)lr_e, seen_idx[cl],
+                        ds.class_name[cl], (double)alpha[b], (double)alpha[B + b], ag.flip, (double)ag.scale, (double)ag.angle, (double)ag.tx,
+                        (double)ag.ty, ds.sketch_path[si], ds.photo_path[pi]);
+                continue;
+            }
+            if (tcn_cached(&sk, ds.sketch_path[si], si, (int)S, &a0) != ZS_OK) { prog_end(&p); fprintf(stderr, "error: %s: %s\n", ds.sketch_path[si], zs_last_error()); goto done; }
+            if (tcn_cached(&ph, ds.photo_path[pi], pi, (int)S, &a1) != ZS_OK) { zs_image_free(&a0); prog_end(&p); fprintf(stderr, "error: %s: %s\n", ds.photo_path[pi], zs_last_error()); goto done; }
             if (zs_tcn_augment_pair(&o0, &o1, &a0, &a1, &ag) != ZS_OK) { zs_image_free(&a0); zs_image_free(&a1); prog_end(&p); fail(); goto done; }
             zs_image_normalize(&o0, mean, sdv, skx + (size_t)b * img);
             zs_image_normalize(&o1, mean, sdv, phx + (size_t)b * img);
@@ -1678,13 +1715,17 @@ static int cmd_train_tcn(int argc, char **argv) {
             lab[b] = seen_idx[cl];
             memcpy(wvb + (size_t)b * 300, wv + (size_t)lab[b] * 300, sizeof(float) * 300);
         }
-        zs_ctx_seed(ctx, splitmix((uint64_t)sd ^ ((uint64_t)step << 20)));
+        if (plan_f) {
+            prog_update(&p, step + 1, NULL);
+            continue;
+        }
         s4[0] = B; s4[1] = 3; s4[2] = S; s4[3] = S;
         memset(&bt, 0, sizeof bt);
         bt.sketch = zs_from_data(ctx, skx, 4, s4);
         bt.photo = zs_from_data(ctx, phx, 4, s4);
         bt.labels = lab;
         bt.wordvec = wvb;
+        bt.alpha = alpha;
         if (!bt.sketch || !bt.photo || zs_tcn_train_step(ctx, &m, optim, &bt, &L) != ZS_OK) { prog_end(&p); fail(); goto done; }
         zs_ctx_reset(ctx);
         ema = ema < 0 ? L.total : 0.95 * ema + 0.05 * L.total;
@@ -1696,7 +1737,7 @@ static int cmd_train_tcn(int argc, char **argv) {
         if ((step + 1) % log_n == 0 || step + 1 == n_steps) {
             double el = now() - t0;
             if (p.on) fprintf(stderr, "\r\033[K");
-            printf("step %ld/%ld  loss %.4f (cls %.4f/%.4f kd %.4f sbh %.4f share %.5f; smoothed %.4f)  %.2f s/step\n", step + 1, n_steps,
+            printf("step %ld/%ld  loss %.6f (cls %.6f/%.6f kd %.6f sbh %.6f share %.6f; smoothed %.4f)  %.2f s/step\n", step + 1, n_steps,
                    (double)L.total, (double)L.cls_sketch, (double)L.cls_photo, (double)L.kd, (double)L.sbh, (double)L.share, ema,
                    el / (double)(step + 1 - start));
             fflush(stdout);
@@ -1704,6 +1745,13 @@ static int cmd_train_tcn(int argc, char **argv) {
         if ((step + 1) % save_n == 0 && step + 1 < n_steps && tcn_save_checkpoint(&m, optim, out)) goto done;
     }
     prog_end(&p);
+    if (plan_f) {
+        rc = fclose(plan_f) == 0 ? 0 : 1;
+        plan_f = NULL;
+        if (rc) fprintf(stderr, "error: cannot write %s\n", plan);
+        else printf("wrote the plan of steps %ld..%ld to %s and the weights step %ld starts from to %s\n", start + 1, n_steps, plan, start + 1, out);
+        goto done;
+    }
     if (tcn_save_checkpoint(&m, optim, out)) goto done;
     printf("wrote %s (+ .optim) after %ld steps, %.1f s, smoothed loss %.4f\n", out, n_steps, now() - t0, ema);
     if (K > 0) { /* ITQ on (at most 2000) training photos */
@@ -1729,6 +1777,7 @@ static int cmd_train_tcn(int argc, char **argv) {
     }
     rc = 0;
 done:
+    if (plan_f) fclose(plan_f);
     zs_optim_free(optim);
     zs_ctx_free(ctx);
     zs_tcn_free(&m);
@@ -1736,7 +1785,7 @@ done:
     for (i = 0; sk.img && i < sk.n; i++) free(sk.img[i]);
     for (i = 0; ph.img && i < ph.n; i++) free(ph.img[i]);
     free(sk.img); free(ph.img);
-    free(skx); free(phx); free(wv); free(wvb); free(lab); free(seen_idx); free(train_sk); free((void *)names);
+    free(skx); free(phx); free(wv); free(wvb); free(alpha); free(lab); free(seen_idx); free(train_sk); free((void *)names);
     zs_dataset_free(&ds);
     (void)model;
     return rc;

@@ -254,6 +254,33 @@ static void test_cli_tcn(void) {
     ZT_CHECK(rc == 0 && strstr(out, "at step 12") && strstr(out, "step 13/14") && !strstr(out, "step 12/14"), "resume exit %d:\n%.600s", rc, out);
     rc = run("./zsesbir inspect " TCN_ROOT "/w.safetensors", out, sizeof out);
     ZT_CHECK(rc == 0 && strstr(out, "metadata zsesbir.model = tcn") && strstr(out, "fc.fc_hash.0.weight"), "inspect:\n%.300s", last_line(out));
+    /* --plan: the start weights in --out, one line of 13 fields per pair (identity augmentation with --no-aug) */
+    rc = run("./zsesbir train --model tcn --arch tiny --dim 16 --size 64" TCN_DATA " --steps 3 --batch 4 --no-aug --plan " TCN_ROOT
+             "/plan.tsv --out " TCN_ROOT "/w0.safetensors", out, sizeof out);
+    ZT_REQUIRE(rc == 0 && strstr(out, "wrote the plan of steps 1..3 to " TCN_ROOT "/plan.tsv"), "plan exit %d:\n%.600s", rc, out);
+    {
+        size_t len = 0;
+        char *txt = (char *)zt_read_file(TCN_ROOT "/plan.tsv", &len), *s, *e;
+        int pairs = 0, bad = 0;
+        ZT_REQUIRE(txt != NULL, "no plan file");
+        ZT_CHECK(strstr(txt, "# zsesbir train --model tcn plan: seed 1 batch 4 steps 1..3") && strstr(txt, "aug off kd off"), "plan header:\n%.300s", txt);
+        for (s = txt; s < txt + len; s = e + 1) {
+            int st, lab, tabs = 0;
+            double lr, a0, a1;
+            char *q;
+            if (!(e = strchr(s, '\n'))) e = txt + len;
+            if (*s == '#' || e == s) continue;
+            for (q = s; q < e; q++) tabs += *q == '\t';
+            if (tabs != 12 || sscanf(s, "%d\t%lf\t%d\t%*s\t%lf\t%lf", &st, &lr, &lab, &a0, &a1) != 5 || st != 1 + pairs / 4 || lab < 0 || lab > 2 ||
+                !(a0 >= 0 && a0 < 1 && a1 >= 0 && a1 < 1) || !(lr > 0 && lr <= 1e-4) || !strstr(s, "\t0\t1\t0\t0\t0\t"))
+                bad++;
+            pairs++;
+        }
+        ZT_CHECK(pairs == 12 && !bad, "plan: %d pairs, %d bad lines:\n%.400s", pairs, bad, txt);
+        free(txt);
+    }
+    rc = run("./zsesbir inspect " TCN_ROOT "/w0.safetensors", out, sizeof out);
+    ZT_CHECK(rc == 0 && strstr(out, "metadata zsesbir.model = tcn") && strstr(out, "dim=16 classes=3"), "plan weights:\n%.300s", out);
     /* index with ITQ codes; the model comes from the weights (no --model) */
     rc = run("./zsesbir index --weights " TCN_ROOT "/w.safetensors --photos " TCN_ROOT "/photos --bits 8 --out " TCN_ROOT "/g.zsi", out, sizeof out);
     ZT_REQUIRE(rc == 0 && strstr(out, "indexed 75 photos (3 classes)") && strstr(out, "8 bits"), "index exit %d:\n%.400s", rc, out);
