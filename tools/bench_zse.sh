@@ -50,3 +50,34 @@ for name, cp, tp in rows:
         print(f"| {name} | {ct:.4g} {unit} | - | - | {crss:.0f} MB | - |")
 PY
 rm -f "$out"
+
+# Optional: TRAIN_ROUNDS=N alternates the training step N times (C checkpointed, C plain,
+# PyTorch in the issue's setting) so that slow drifts of this shared VM hit both sides
+# alike; prints every round and the medians' ratios.
+R=${TRAIN_ROUNDS:-0}
+if [ "$R" -gt 0 ] && /usr/bin/python3 -c "import torch" 2>/dev/null; then
+    rr=$(mktemp)
+    i=1
+    while [ "$i" -le "$R" ]; do
+        for p in train-ckpt train; do "$B/bench_zse" --part "$p" --threads "$T" | sed "s/^/round=$i /" | tee -a "$rr"; done
+        OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE \
+            /usr/bin/python3 tools/zsesbir_ref.py --bench-part train_b2 --reps 3 --threads 2 |
+            /usr/bin/python3 -c "import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); print('round=$i part=torch median=%.4f peak_rss_mb=%.0f' % (d['median'], d['peak_rss_mb']))" |
+            tee -a "$rr"
+        i=$((i + 1))
+    done
+    /usr/bin/python3 - "$rr" <<'PY'
+import statistics, sys
+v = {}
+for line in open(sys.argv[1]):
+    kv = dict(x.split("=", 1) for x in line.split())
+    v.setdefault(kv["part"], []).append((float(kv["median"]), float(kv["peak_rss_mb"])))
+t = statistics.median(x[0] for x in v["torch"])
+tr = max(x[1] for x in v["torch"])
+for p in ("train-ckpt", "train"):
+    c = statistics.median(x[0] for x in v[p])
+    cr = max(x[1] for x in v[p])
+    print(f"{p}: median {c:.3f} s vs PyTorch {t:.3f} s = {t / c:.2f}x faster; peak RSS {cr:.0f} vs {tr:.0f} MB = {cr / tr:.2f}x")
+PY
+    rm -f "$rr"
+fi
