@@ -1,6 +1,6 @@
 #!/bin/sh
 # TCN: zsesbir vs PyTorch on this machine, back to back in one run (make bench-tcn).
-# ResNet-50 forward (eval, 224x224) at batch 1 and 8, and one TCN training step
+# ResNet-50 forward (eval, 224x224) at batch 1, 8 and 32, and one TCN training step
 # (ResNet-50 sketch + photo encoders, frozen ResNet-50 teacher, every SPEC 2.2
 # loss term, Adam) of PAIRS sketch/photo pairs; 2 threads on both sides
 # (torch.set_num_threads(2)); medians of REPS / TRAIN_REPS runs after a warm-up.
@@ -38,6 +38,7 @@ except ValueError:
     t = {}
 rows = [("ResNet-50 forward, batch 1 (ms/image)", "b1", "batch1_ms_per_image"),
         ("ResNet-50 forward, batch 8 (ms/image)", "b8", "batch8_ms_per_image"),
+        ("ResNet-50 forward, batch 32 (ms/image)", "b32", "batch32_ms_per_image"),
         ("TCN training step, %s pairs (s/step)" % c.get("pairs", "?"), "train", "train_median_s")]
 print("| measurement | zsesbir | PyTorch %s | ratio (PyTorch / zsesbir) |" % t.get("torch", ""))
 print("|---|---|---|---|")

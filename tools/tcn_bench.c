@@ -4,7 +4,7 @@
      python3 tools/tcn_ref.py --full build/tcn_full     # weights, one image, outputs
      build/tcn_bench --parity build/tcn_full            # max |diff| of features / logits;
                                                         # exit 1 above 1e-4 scale-relative
-     build/tcn_bench --bench [reps]                     # forward batch 1 and 8, 2 threads
+     build/tcn_bench --bench [reps]                     # forward batch 1, 8 and 32, 2 threads
      build/tcn_bench --train [reps] [pairs]             # one TCN training step (ResNet-50
                                                         # encoders + frozen ResNet-50 teacher)
      python3 tools/tcn_ref.py --bench                   # PyTorch, torch.set_num_threads(2)
@@ -89,7 +89,7 @@ static int bench(int reps) {
     zs_ctx_params cp = zs_ctx_default_params();
     zs_ctx *ctx;
     int bi, k;
-    static const int Bs[2] = {1, 8};
+    static const int Bs[3] = {1, 8, 32};
     double *t = (double *)malloc(sizeof(double) * (size_t)reps);
     zs_resnet_config_named(&c, "resnet50");
     if (zs_resnet_init(&r, &c, 0, 1) != ZS_OK) { fprintf(stderr, "%s\n", zs_last_error()); return 1; }
@@ -97,7 +97,7 @@ static int bench(int reps) {
     ctx = zs_ctx_create(&cp);
     zs_set_training(ctx, 0);
     zs_set_grad_enabled(ctx, 0);
-    for (bi = 0; bi < 2; bi++) {
+    for (bi = 0; bi < 3; bi++) {
         int64_t sh[4];
         zs_tensor *x;
         sh[0] = Bs[bi]; sh[1] = 3; sh[2] = 224; sh[3] = 224;

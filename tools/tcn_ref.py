@@ -468,7 +468,7 @@ def bench(reps, pairs=0, train_reps=3):
     torch.set_num_threads(2)
     net = torchvision.models.resnet50().eval()
     res = {"torch": torch.__version__, "threads": torch.get_num_threads()}
-    for B in (1, 8):
+    for B in (1, 8, 32):
         x = torch.randn(B, 3, 224, 224)
         with torch.no_grad():
             net(x)
