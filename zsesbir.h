@@ -55,6 +55,9 @@
       ZSESBIR_STB_IMAGE_IMPLEMENTATION
                             also compile the stb implementations here (leave it
                             out if your program already has them)
+      ZSESBIR_STB_AUTO      both of the above when the compiler finds
+                            <stb_image.h> or <stb/stb_image.h> (__has_include),
+                            PPM/PGM only otherwise: what the examples and tests use
 
    TABLE OF CONTENTS (search for the banner text)
       API
@@ -112,6 +115,17 @@
         [impl:explain]   explanation maps, integer-only drawing, 5x7 font, synthesis
       LICENCE
 */
+/* ZSESBIR_STB_AUTO: stb_image when its header is there (outside the include
+   guard: the implementation include decides about the stb implementation) */
+#if defined(ZSESBIR_STB_AUTO) && !defined(ZSESBIR_STB_IMAGE) && defined(__has_include)
+#if __has_include(<stb_image.h>) || __has_include(<stb/stb_image.h>)
+#define ZSESBIR_STB_IMAGE
+#endif
+#endif
+#if defined(ZSESBIR_STB_AUTO) && defined(ZSESBIR_STB_IMAGE) && defined(ZSESBIR_IMPLEMENTATION) && \
+    !defined(ZSESBIR_STB_IMAGE_IMPLEMENTATION)
+#define ZSESBIR_STB_IMAGE_IMPLEMENTATION
+#endif
 #ifndef ZSESBIR_H
 #define ZSESBIR_H
 
@@ -722,6 +736,9 @@ ZSDEF zs_tensor *zs_zse_relation(zs_ctx *ctx, zs_zse *m, zs_tensor *sa_sk, zs_te
 ZSDEF zs_tensor *zs_zse_train_loss(zs_ctx *ctx, zs_zse *m, zs_tensor *images, zs_zse_losses *out);
 /* Retrieval embedding: SA token 0, L2-normalised, for B images -> out [B,d]. */
 ZSDEF int zs_zse_embed(zs_ctx *ctx, zs_zse *m, zs_tensor *images, float *out);
+/* ret distance (SPEC 1.6) of two raw ret tokens a, b [d]: Euclidean distance of
+   a/max(|a|,1e-12) and b/max(|b|,1e-12), in double */
+ZSDEF double zs_zse_ret_distance(const float *a, const float *b, int d);
 
 /* Pair-independent CA projections of one item, computed once (SPEC 1.6 made
    cheap): for a sketch, the raw SA tokens x, the sketch branch's Q(x), V(x)
@@ -5339,7 +5356,7 @@ ZS__PRIV void zs__softplus_bwd_n(float *gx, const float *x, const float *gy, int
 
 /* inverted dropout over elements [first, first + n) of a tensor: element i
    is kept when zs__hash_uniform(key, i) >= p, and scaled.
-   The mask costs two 64-bit hashes per element (4 multiplies): in scalar code ~13 %
+   The mask costs two 64-bit hashes per element (4 multiplies): in scalar code ~10 %
    of a ViT-B training step (masks are regenerated in backward instead of stored).
    With AVX-512DQ (64-bit lane multiplies) the vector path computes the same 24-bit
    uniforms bit for bit, ~6x faster, so masks do not depend on the build. (AVX2 has
@@ -11566,6 +11583,17 @@ ZS__FN int zs_zse_embed(zs_ctx *ctx, zs_zse *m, zs_tensor *img, float *out) {
     return rc;
 }
 
+ZS__FN double zs_zse_ret_distance(const float *a, const float *b, int d) {
+    double na = 0, nb = 0, s = 0;
+    int i;
+    if (!a || !b || d <= 0) return 0.0;
+    for (i = 0; i < d; i++) { na += (double)a[i] * a[i]; nb += (double)b[i] * b[i]; }
+    na = sqrt(na) > 1e-12 ? sqrt(na) : 1e-12; /* F.normalize(eps=1e-12) */
+    nb = sqrt(nb) > 1e-12 ? sqrt(nb) : 1e-12;
+    for (i = 0; i < d; i++) { double t = a[i] / na - b[i] / nb; s += t * t; }
+    return sqrt(s);
+}
+
 ZS__FN size_t zs_zse_cache_floats(const zs_zse *m) { return (size_t)4 * (size_t)m->dims.tokens * (size_t)m->cfg.dim; }
 
 ZS__FN int zs_zse_cache(zs_ctx *ctx, zs_zse *m, const float *tok, int is_sketch, float *cache) {
@@ -16460,16 +16488,6 @@ ZS__PRIV int zs__explain_check(zs_zse *m, const float *sketch, const float *phot
     return ZS_OK;
 }
 
-ZS__PRIV double zs__explain_retdist(const float *a, const float *b, int D) {
-    double na = 0, nb = 0, s = 0;
-    int i;
-    for (i = 0; i < D; i++) { na += (double)a[i] * a[i]; nb += (double)b[i] * b[i]; }
-    na = sqrt(na) > 1e-12 ? sqrt(na) : 1e-12; /* F.normalize(eps=1e-12) */
-    nb = sqrt(nb) > 1e-12 ? sqrt(nb) : 1e-12;
-    for (i = 0; i < D; i++) { double t = a[i] / na - b[i] / nb; s += t * t; }
-    return sqrt(s);
-}
-
 ZS__FN int zs_explain_compute(zs_ctx *ctx, zs_zse *m, const float *sketch, const float *photo, zs_explain *e) {
     const zs_zse_dims *d;
     int64_t s4[4], T, N, D, H, CH, l;
@@ -16539,7 +16557,7 @@ ZS__FN int zs_explain_compute(zs_ctx *ctx, zs_zse *m, const float *sketch, const
         memcpy(e->tok_sk, (const float *)so->data + D, (size_t)(N * D) * sizeof(float));
         memcpy(e->tok_ph, (const float *)po->data + D, (size_t)(N * D) * sizeof(float));
         e->rn_score = ((const float *)sc->data)[0];
-        e->ret_dist = (float)zs__explain_retdist((const float *)ss->data, (const float *)sp->data, (int)D);
+        e->ret_dist = (float)zs_zse_ret_distance((const float *)ss->data, (const float *)sp->data, (int)D);
     }
     zs_set_training(ctx, old_t);
     zs_set_grad_enabled(ctx, old_g);

@@ -13,13 +13,8 @@
    usage: build/demo --out DIR [--size 96] [--photos 30] [--sketches 30] [--seed 42] */
 #define _POSIX_C_SOURCE 200809L
 #define ZSESBIR_IMPLEMENTATION
-#if !defined(ZSESBIR_STB_IMAGE) && !defined(ZS_CLI_NO_STB) && defined(__has_include)
-#if __has_include(<stb_image.h>) || __has_include(<stb/stb_image.h>)
-#define ZSESBIR_STB_IMAGE
-#endif
-#endif
-#ifdef ZSESBIR_STB_IMAGE
-#define ZSESBIR_STB_IMAGE_IMPLEMENTATION
+#ifndef ZS_CLI_NO_STB /* PNG/JPEG through libstb-dev when it is installed */
+#define ZSESBIR_STB_AUTO
 #endif
 #include "../zsesbir.h"
 

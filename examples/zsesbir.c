@@ -22,13 +22,8 @@
 #define _POSIX_C_SOURCE 200809L
 #define ZSESBIR_IMPLEMENTATION
 /* PNG/JPEG through Debian's libstb-dev when it is installed */
-#if !defined(ZSESBIR_STB_IMAGE) && !defined(ZS_CLI_NO_STB) && defined(__has_include)
-#if __has_include(<stb_image.h>) || __has_include(<stb/stb_image.h>)
-#define ZSESBIR_STB_IMAGE
-#endif
-#endif
-#ifdef ZSESBIR_STB_IMAGE
-#define ZSESBIR_STB_IMAGE_IMPLEMENTATION
+#ifndef ZS_CLI_NO_STB
+#define ZSESBIR_STB_AUTO
 #endif
 #include "../zsesbir.h"
 
@@ -1140,15 +1135,10 @@ static int cmd_score(int argc, char **argv) {
             score = zs_zse_relation(ctx, &m, sa_s, sa_p, NULL);
             if (!score) fail();
             else {
-                /* ret distance: Euclidean distance of the L2-normalised token 0 (SPEC 1.6) */
-                const float *a = (const float *)sa_s->data, *b = (const float *)sa_p->data;
-                double na = 0, nb = 0, d = 0;
-                int i;
-                for (i = 0; i < m.cfg.dim; i++) { na += (double)a[i] * a[i]; nb += (double)b[i] * b[i]; }
-                na = sqrt(na) > 1e-12 ? sqrt(na) : 1e-12;
-                nb = sqrt(nb) > 1e-12 ? sqrt(nb) : 1e-12;
-                for (i = 0; i < m.cfg.dim; i++) { double t = a[i] / na - b[i] / nb; d += t * t; }
-                printf("ret_distance %.7g\nrn_score %.7g\n", sqrt(d), (double)((float *)score->data)[0]);
+                /* token 0 of each SA output is the ret token */
+                printf("ret_distance %.7g\nrn_score %.7g\n",
+                       zs_zse_ret_distance((const float *)sa_s->data, (const float *)sa_p->data, m.cfg.dim),
+                       (double)((float *)score->data)[0]);
                 rc = 0;
             }
         }
@@ -2076,6 +2066,8 @@ int main(int argc, char **argv) {
 #endif
 #if defined(ZSESBIR_NO_SIMD)
                "off"
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__AVX512F__) && !defined(ZSESBIR_NO_AVX512)
+               "avx2+fma, avx-512 gemm"
 #elif defined(__AVX2__) && defined(__FMA__)
                "avx2+fma"
 #elif defined(__ARM_NEON)

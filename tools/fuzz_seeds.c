@@ -14,12 +14,7 @@
 
    Built with the stb implementation when <stb_image.h> is there. */
 #define ZSESBIR_IMPLEMENTATION
-#if !defined(ZSESBIR_STB_IMAGE) && defined(__has_include)
-#if __has_include(<stb_image.h>) || __has_include(<stb/stb_image.h>)
-#define ZSESBIR_STB_IMAGE
-#define ZSESBIR_STB_IMAGE_IMPLEMENTATION
-#endif
-#endif
+#define ZSESBIR_STB_AUTO
 #include "../zsesbir.h"
 #include <stdio.h>
 #include <stdlib.h>

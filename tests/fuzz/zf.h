@@ -15,11 +15,8 @@
 
 #ifdef ZF_LIBFUZZER
 #define ZSESBIR_IMPLEMENTATION
-#if !defined(ZSESBIR_STB_IMAGE) && !defined(ZT_NO_STB) && defined(__has_include)
-#if __has_include(<stb_image.h>) || __has_include(<stb/stb_image.h>)
-#define ZSESBIR_STB_IMAGE
-#define ZSESBIR_STB_IMAGE_IMPLEMENTATION
-#endif
+#ifndef ZT_NO_STB
+#define ZSESBIR_STB_AUTO
 #endif
 #include "../../zsesbir.h"
 #include <stdio.h>
